@@ -1,0 +1,146 @@
+"""Where the gateway keeps its files, and the one TOML configuration file.
+
+GATEWAY_HOME (default: the per-user data directory) holds `gateway.duckdb`,
+`config.toml`, the model store and job outputs. `--config` on the command line
+or GATEWAY_CONFIG points at another configuration file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def gateway_home() -> Path:
+    """The gateway's data directory: $GATEWAY_HOME, else the per-user data dir."""
+    env = os.environ.get("GATEWAY_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("gateway", appauthor=False))
+
+
+@dataclass
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    # Seconds between request-log flushes to DuckDB.
+    log_flush_interval: float = 1.0
+
+
+@dataclass
+class BackendConfig:
+    """Which backend serves a base model, and that backend's own settings."""
+
+    base: str
+    backend: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    home: Path
+    path: Path | None = None
+    server: ServerSettings = field(default_factory=ServerSettings)
+    default_backend: str = "local"
+    backends: dict[str, BackendConfig] = field(default_factory=dict)
+    # Provider name -> settings (api_base, the NAME of the env var with the key...).
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    adapter_roots: list[Path] = field(default_factory=list)
+    # Model name -> eval sets to run on each new version of it.
+    auto_eval: dict[str, list[str]] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "gateway.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    def backend_for(self, base: str) -> BackendConfig:
+        """The backend configured for `base`, or the default backend."""
+        return self.backends.get(base) or BackendConfig(base=base, backend=self.default_backend)
+
+    def allowed_adapter_roots(self) -> list[Path]:
+        """Adapter roots: the configured ones plus the gateway's own adapter store."""
+        return [self.adapters_dir.resolve(), *(p.resolve() for p in self.adapter_roots)]
+
+
+def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def load_config(path: Path | str | None = None, home: Path | None = None) -> Config:
+    """Load the configuration. A missing default file means all defaults."""
+    home = home or gateway_home()
+    explicit = path or os.environ.get("GATEWAY_CONFIG")
+    cfg_path = Path(explicit).expanduser() if explicit else home / "config.toml"
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
+    elif explicit:
+        raise ConfigError(f"configuration file not found: {cfg_path}")
+
+    server_data = _section(data, "server", cfg_path)
+    try:
+        server = ServerSettings(
+            host=str(server_data.get("host", DEFAULT_HOST)),
+            port=int(server_data.get("port", DEFAULT_PORT)),
+            log_flush_interval=float(server_data.get("log_flush_interval", 1.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg_path}: [server]: {exc}") from exc
+
+    backends: dict[str, BackendConfig] = {}
+    for base, settings in _section(data, "backends", cfg_path).items():
+        if not isinstance(settings, dict) or "backend" not in settings:
+            raise ConfigError(f'{cfg_path}: [backends."{base}"] needs a `backend = "..."` key')
+        rest = {k: v for k, v in settings.items() if k != "backend"}
+        backends[base] = BackendConfig(base=base, backend=str(settings["backend"]), settings=rest)
+
+    roots = data.get("adapter_roots", [])
+    if not isinstance(roots, list):
+        raise ConfigError(f"{cfg_path}: adapter_roots must be a list of paths")
+    base_dir = cfg_path.parent
+    adapter_roots = [(base_dir / Path(str(r)).expanduser()).resolve() for r in roots]
+
+    auto_eval = {
+        str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
+        for k, v in _section(data, "auto_eval", cfg_path).items()
+    }
+    return Config(
+        home=home,
+        path=cfg_path if cfg_path.exists() else None,
+        server=server,
+        default_backend=str(data.get("default_backend", "local")),
+        backends=backends,
+        providers=_section(data, "providers", cfg_path),
+        adapter_roots=adapter_roots,
+        auto_eval=auto_eval,
+        raw=data,
+    )

@@ -1,0 +1,245 @@
+"""Ordered, named migrations, recorded in the `_migrations` table.
+
+Each migration is a function registered with @migration in the order it must
+run. Applied names are recorded, so re-running is safe. Append new migrations
+at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from gateway.errors import StoreError
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_models(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE base_models (
+            name TEXT PRIMARY KEY,
+            source TEXT NOT NULL,          -- path | hf | gguf | builtin
+            path TEXT,                     -- local folder with config.json and weights
+            hf_id TEXT,
+            architecture TEXT,
+            context_length INTEGER,
+            parameters BIGINT,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE TABLE model_versions (
+            id TEXT PRIMARY KEY,           -- ft:<base>:<suffix>:<short-id>
+            name TEXT NOT NULL,            -- the suffix, e.g. support
+            version INTEGER NOT NULL,      -- support@v<version>
+            base TEXT NOT NULL,
+            kind TEXT NOT NULL,            -- local | hosted
+            provider TEXT,
+            artifact_uri TEXT,             -- adapter folder for local versions
+            remote_id TEXT,                -- provider model id for hosted versions
+            trainer TEXT,
+            trainer_version TEXT,
+            job_id TEXT,
+            dataset_sha256 TEXT,
+            hyperparameters JSON,
+            metrics JSON,
+            created TIMESTAMP NOT NULL,
+            UNIQUE (name, version)
+        );
+        CREATE TABLE aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            version_id TEXT NOT NULL,
+            updated TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, alias)
+        );
+        """
+    )
+
+
+@migration
+def m002_jobs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE files (
+            id TEXT PRIMARY KEY,
+            filename TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            trainer TEXT NOT NULL,
+            base TEXT NOT NULL,
+            status TEXT NOT NULL,          -- validating_files queued running succeeded failed cancelled
+            training_file TEXT NOT NULL,
+            validation_file TEXT,
+            suffix TEXT,
+            hyperparameters JSON,
+            output_dir TEXT,
+            error TEXT,
+            model_version_id TEXT,
+            remote_id TEXT,
+            pid INTEGER,
+            trained_tokens BIGINT,
+            created TIMESTAMP NOT NULL,
+            started TIMESTAMP,
+            finished TIMESTAMP
+        );
+        CREATE TABLE job_events (
+            job_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            created TIMESTAMP NOT NULL,
+            type TEXT NOT NULL,            -- status metrics checkpoint message
+            message TEXT,
+            step INTEGER,
+            data JSON,
+            PRIMARY KEY (job_id, seq)
+        );
+        CREATE TABLE checkpoints (
+            job_id TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            metrics JSON,
+            created TIMESTAMP NOT NULL,
+            PRIMARY KEY (job_id, step)
+        );
+        """
+    )
+
+
+@migration
+def m003_serving(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            prefix TEXT NOT NULL,          -- first characters, to recognise a key in listings
+            hash TEXT NOT NULL,            -- sha256 of the whole key; the key itself is never stored
+            scope TEXT NOT NULL,           -- inference | admin
+            created TIMESTAMP NOT NULL,
+            revoked TIMESTAMP
+        );
+        CREATE TABLE request_log (
+            id TEXT PRIMARY KEY,
+            created TIMESTAMP NOT NULL,
+            key_id TEXT,
+            route TEXT NOT NULL,
+            model TEXT,
+            model_version_id TEXT,
+            backend TEXT,
+            adapter TEXT,
+            stream BOOLEAN,
+            status INTEGER NOT NULL,
+            error TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_ms DOUBLE,
+            ttft_ms DOUBLE
+        );
+        """
+    )
+
+
+@migration
+def m004_evals(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            evalset TEXT NOT NULL,
+            evalset_sha256 TEXT NOT NULL,
+            model TEXT NOT NULL,           -- as requested
+            model_version_id TEXT,         -- resolved version, NULL for a base model
+            prompt_variant TEXT,           -- e.g. fewshot:5, or NULL
+            endpoint TEXT,
+            settings JSON,
+            environment JSON,
+            status TEXT NOT NULL,          -- running | completed | failed
+            sample_count INTEGER,
+            created TIMESTAMP NOT NULL,
+            finished TIMESTAMP
+        );
+        CREATE TABLE eval_samples (
+            run_id TEXT NOT NULL,
+            sample_id TEXT NOT NULL,
+            output TEXT,
+            latency_ms DOUBLE,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            cost DOUBLE,
+            error TEXT,
+            cached BOOLEAN,
+            created TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, sample_id)
+        );
+        CREATE TABLE eval_scores (
+            run_id TEXT NOT NULL,
+            sample_id TEXT NOT NULL,       -- '*' for a corpus-level score
+            scorer TEXT NOT NULL,
+            value DOUBLE NOT NULL,
+            passed BOOLEAN,
+            detail TEXT,
+            PRIMARY KEY (run_id, sample_id, scorer)
+        );
+        CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,          -- sha256 of (model version id, request)
+            output TEXT NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            created TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> list[str]:
+    """Apply the migrations not yet recorded. Returns the names applied."""
+    tables = _table_names(con)
+    if "_migrations" not in tables:
+        if tables:
+            # A DuckDB file that some other program made: refuse to touch it.
+            raise StoreError(
+                f"{path or 'the database'} is a DuckDB file but not a gateway store "
+                f"(it has tables {', '.join(sorted(tables)[:5])} and no _migrations). "
+                "Point GATEWAY_HOME at another directory."
+            )
+        con.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied TIMESTAMP NOT NULL)")
+    done = {str(r[0]) for r in con.execute("SELECT name FROM _migrations").fetchall()}
+    applied: list[str] = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            fn(con)
+            con.execute(
+                "INSERT INTO _migrations VALUES (?, ?)", [name, datetime.now(UTC).replace(tzinfo=None)]
+            )
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        applied.append(name)
+    return applied

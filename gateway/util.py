@@ -1,0 +1,30 @@
+"""Small helpers shared across the core: ids, time, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp, the form DuckDB TIMESTAMP columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id(prefix: str, nbytes: int = 6) -> str:
+    """A random id such as `ftjob-3f9a1c2b7d4e`."""
+    return f"{prefix}-{secrets.token_hex(nbytes)}"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,3 @@
+"""Entry point of the built-in "evaluators" plugin."""
+
+from __future__ import annotations

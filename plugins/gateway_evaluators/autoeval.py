@@ -1,0 +1,74 @@
+"""Evals on each new model version (the `model_version_created` hook).
+
+The eval sets are those given with `gateway train --eval` (context["evalsets"])
+plus `[auto_eval] <name> = [...]` in config.toml. Each set runs on the new
+version, on its base model and on `name@prod` when that alias exists (and is
+another version); `version_evals` links the new version's run to each
+baseline's run, which `gateway models show` reads through
+gateway.evaluation.runs.version_eval_summary.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gateway.config import Config, load_config
+from gateway.errors import GatewayError
+from gateway.registry import ModelVersion
+from gateway.store import Store
+
+
+def evalsets_for(version: ModelVersion, context: dict[str, Any], config: Config) -> list[str]:
+    names = [str(n) for n in context.get("evalsets") or []]
+    names += config.auto_eval.get(version.name, [])
+    return list(dict.fromkeys(names))
+
+
+def baselines(store: Store, version: ModelVersion) -> list[tuple[str, str]]:
+    """(role, model) pairs to compare the new version against."""
+    found = [("base", version.base)]
+    prod = store.query_one(
+        "SELECT version_id FROM aliases WHERE name = ? AND alias = 'prod'", [version.name])
+    if prod is not None and prod["version_id"] != version.id:
+        found.append(("prod", f"{version.name}@prod"))
+    return found
+
+
+def run_version_evals(version: ModelVersion, context: dict[str, Any]) -> list[str]:
+    """Run the eval sets for a new version and its baselines; returns the new version's run ids.
+
+    Problems are reported on stderr and never undo the version.
+    """
+    config = context.get("config") or load_config()
+    names = evalsets_for(version, context, config)
+    if not names:
+        return []
+    from gateway.evaluation.evalset import load_evalset
+    from gateway.evaluation.runner import run_eval_sync
+    from gateway.evaluation.runs import link_version_eval
+
+    store = Store(config.db_path)
+    compare_with = baselines(store, version)
+    run_ids: list[str] = []
+    for name in names:
+        try:
+            evalset = load_evalset(name)
+            run_id = run_eval_sync(config, store, evalset, version.id, progress=False)
+        except (GatewayError, OSError) as exc:
+            print(f"warning: eval set {name!r} on {version.ref} did not run: {exc}", file=sys.stderr)
+            continue
+        run_ids.append(run_id)
+        linked = False
+        for role, model in compare_with:
+            try:
+                baseline_run = run_eval_sync(config, store, evalset, model, progress=False)
+            except (GatewayError, OSError) as exc:
+                print(f"warning: eval set {name!r} on baseline {model} did not run: {exc}",
+                      file=sys.stderr)
+                continue
+            link_version_eval(store, version.id, evalset.name, run_id, baseline_run, role)
+            linked = True
+        if not linked:
+            link_version_eval(store, version.id, evalset.name, run_id, None, "candidate")
+    return run_ids

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import click
 
     from gateway.contracts import Backend, Evaluator, Trainer
+    from gateway.data import TokenCounter
     from gateway.registry import ModelVersion
 
 hookspec = pluggy.HookspecMarker("gateway")
@@ -69,4 +72,55 @@ def model_version_created(version: ModelVersion, context: dict[str, Any]) -> Non
     versions made by `gateway train`, "evalsets" (the names given with
     --eval). Use it to run regression evals or to notify a channel. An
     exception here is reported but never undoes the version.
+    """
+
+
+@hookspec
+def register_builtin_models(register: Callable[[str, str], None]) -> None:
+    """Announce base models this plugin can fetch with `gateway models pull NAME`.
+
+    Call `register(name, description)` once per model. `pull_model` is then
+    asked to fetch a name the user picked from these.
+    """
+
+
+@hookspec(firstresult=True)
+def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> dict[str, Any] | None:
+    """Fetch the built-in model `name` into the folder `dest` as a Hugging Face folder.
+
+    Return its metadata ("architecture", "context_length", "parameters"), or
+    None when this plugin does not know `name`. The first plugin that answers
+    wins. Report long steps with `progress("...")`. Raise a GatewayError on
+    failure and leave no half-written `dest` behind.
+    """
+
+
+@hookspec(firstresult=True)
+def import_gguf(gguf_path: Path, dest: Path, progress: Callable[[str], None]) -> dict[str, Any] | None:
+    """Convert the GGUF checkpoint `gguf_path` into a safetensors folder at `dest`.
+
+    Return the new folder's metadata ("architecture", "context_length",
+    "parameters"), or None when this plugin cannot convert GGUF files. The
+    first plugin that answers wins. Raise a GatewayError for a broken file.
+    """
+
+
+@hookspec(firstresult=True)
+def describe_model(path: Path) -> dict[str, Any] | None:
+    """Read a local model folder's metadata for `gateway models add --path`.
+
+    Return "architecture", "context_length" and "parameters" (any may be
+    None), or None when this plugin does not understand the folder. The
+    first plugin that answers wins.
+    """
+
+
+@hookspec(firstresult=True)
+def load_token_counter(model_path: str) -> TokenCounter | None:
+    """Load a TokenCounter for a base model (a local folder or a hub id).
+
+    The counter's `count(messages)` gives the number of tokens an example
+    takes after the model's chat template, and `context_length` its limit;
+    `gateway data validate --base` uses it. Return None when this plugin
+    cannot load that model's tokenizer. The first plugin that answers wins.
     """

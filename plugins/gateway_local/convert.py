@@ -70,22 +70,51 @@ def gguf_to_hf(gguf_path: Path, dest: Path, dtype: str = "bfloat16") -> dict[str
     return describe_model_dir(dest)
 
 
-def describe_model_dir(path: Path) -> dict[str, Any]:
-    """Architecture, context length and parameter count from an HF folder's config.json."""
-    config_file = Path(path) / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
-    config = json.loads(config_file.read_text())
+def _safetensors_parameters(path: Path) -> int | None:
+    """Exact parameter count from the safetensors headers (no weights are read)."""
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with open(file, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in info["shape"]:
+                    count *= int(dim)
+                total += count
+    return total
+
+
+def _estimate_parameters(config: dict[str, Any]) -> int:
+    """A close estimate for Llama-style decoders, for folders without weights."""
     hidden = int(config.get("hidden_size", 0))
     layers = int(config.get("num_hidden_layers", 0))
     inter = int(config.get("intermediate_size", 0))
     vocab = int(config.get("vocab_size", 0))
-    # A close estimate for Llama-style decoders; exact counts need the weights.
-    params = vocab * hidden + layers * (4 * hidden * hidden + 3 * hidden * inter)
+    heads = int(config.get("num_attention_heads", 1)) or 1
+    kv_heads = int(config.get("num_key_value_heads", heads))
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    attention = 2 * hidden * hidden + 2 * hidden * kv_heads * head_dim
+    per_layer = attention + 3 * hidden * inter + 2 * hidden
+    embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", True) else 2)
+    return embeddings + layers * per_layer + hidden
+
+
+def describe_model_dir(path: Path) -> dict[str, Any]:
+    """Architecture, context length and parameter count of an HF folder."""
+    config_file = Path(path) / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{path} has no config.json: not a Hugging Face model folder")
+    config = json.loads(config_file.read_text())
+    params = _safetensors_parameters(Path(path))
     return {
         "architecture": (config.get("architectures") or [config.get("model_type")])[0],
         "context_length": config.get("max_position_embeddings"),
-        "parameters": params,
+        "parameters": params if params is not None else _estimate_parameters(config),
     }
 
 

@@ -1,0 +1,288 @@
+"""`gateway models`: base models, fine-tuned versions and aliases.
+
+Fetching and converting weights is plugin work (the `pull_model`,
+`import_gguf` and `describe_model` hooks); this module only records results.
+The helpers `add_local_model`, `import_gguf_model` and `pull_builtin_model`
+are usable outside the CLI (the demo pulls the built-in model with them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gateway.cli.context import AppContext, pass_app
+from gateway.cli.output import echo_rows, format_option
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.registry import BaseModel
+    from gateway.store import Store
+
+Progress = Callable[[str], None]
+LOCAL_HINT = "install the local plugin: pip install 'finetune-gateway[local]'"
+
+
+def _metadata(meta: dict[str, Any] | None) -> dict[str, Any]:
+    meta = meta or {}
+    return {k: meta.get(k) for k in ("architecture", "context_length", "parameters")}
+
+
+def _existing(store: Store, name: str) -> BaseModel | None:
+    from gateway.registry import BaseModel
+
+    row = store.query_one("SELECT * FROM base_models WHERE name = ?", [name])
+    return BaseModel(**row) if row else None
+
+
+def builtin_models() -> dict[str, str]:
+    """Names the installed plugins can pull, with their descriptions."""
+    from gateway.plugins import get_plugin_manager
+
+    found: dict[str, str] = {}
+    get_plugin_manager().hook.register_builtin_models(
+        register=lambda name, description: found.setdefault(name, description)
+    )
+    return found
+
+
+def add_local_model(store: Store, path: Path, name: str | None = None, replace: bool = False) -> BaseModel:
+    """Register a Hugging Face folder (with config.json) as a base model."""
+    from gateway.errors import GatewayError
+    from gateway.plugins import get_plugin_manager
+    from gateway.registry import BaseModel, add_base_model
+
+    path = Path(path).expanduser().resolve()
+    if not (path / "config.json").is_file():
+        raise GatewayError(f"{path} has no config.json: not a Hugging Face model folder")
+    meta = get_plugin_manager().hook.describe_model(path=path)
+    model = BaseModel(name=name or path.name, source="path", path=str(path), **_metadata(meta))
+    return add_base_model(store, model, replace=replace)
+
+
+def import_gguf_model(
+    store: Store, config: Config, gguf: Path, name: str, progress: Progress = click.echo
+) -> BaseModel:
+    """Convert a GGUF file into config.models_dir/<name> and register it."""
+    from gateway.errors import GatewayError, PluginError
+    from gateway.plugins import get_plugin_manager
+    from gateway.registry import BaseModel, add_base_model, validate_name
+
+    validate_name(name, "model name")
+    if _existing(store, name) is not None:
+        raise GatewayError(f"a base model named {name!r} already exists; pick another --name")
+    dest = config.models_dir / name
+    if dest.exists():
+        raise GatewayError(f"{dest} already exists; remove it or pick another --name")
+    meta = get_plugin_manager().hook.import_gguf(
+        gguf_path=Path(gguf).resolve(), dest=dest, progress=progress
+    )
+    if meta is None:
+        raise PluginError(f"no installed plugin can convert GGUF files; {LOCAL_HINT}")
+    model = BaseModel(name=name, source="gguf", path=str(dest), **_metadata(meta))
+    return add_base_model(store, model)
+
+
+def pull_builtin_model(
+    store: Store, config: Config, name: str, as_name: str | None = None, progress: Progress = click.echo
+) -> tuple[BaseModel, bool]:
+    """Make a built-in model available offline. Returns (model, already_available)."""
+    from gateway.errors import GatewayError, NotFoundError, PluginError
+    from gateway.plugins import get_plugin_manager
+    from gateway.registry import BaseModel, add_base_model, validate_name
+
+    known = builtin_models()
+    if name not in known:
+        listed = ", ".join(sorted(known)) or f"none ({LOCAL_HINT})"
+        raise NotFoundError(f"no built-in model named {name!r}. Built-in models: {listed}")
+    model_name = validate_name(as_name or name, "model name")
+    existing = _existing(store, model_name)
+    if existing and existing.path and (Path(existing.path) / "config.json").is_file():
+        return existing, True
+    if existing and existing.source != "builtin":
+        raise GatewayError(
+            f"a base model named {model_name!r} already exists ({existing.source}); "
+            "pick another --name"
+        )
+    pm = get_plugin_manager()
+    dest = config.models_dir / model_name
+    if (dest / "config.json").is_file():
+        # Fetched before but not (or no longer) registered: record it again.
+        meta = pm.hook.describe_model(path=dest)
+        model = BaseModel(name=model_name, source="builtin", path=str(dest), **_metadata(meta))
+        return add_base_model(store, model, replace=existing is not None), True
+    meta = pm.hook.pull_model(name=name, dest=dest, progress=progress)
+    if meta is None:
+        raise PluginError(f"no installed plugin can pull {name!r}; {LOCAL_HINT}")
+    model = BaseModel(name=model_name, source="builtin", path=str(dest), **_metadata(meta))
+    return add_base_model(store, model, replace=existing is not None), False
+
+
+def _describe_base(model: BaseModel) -> str:
+    parts = [model.architecture or ""]
+    if model.parameters:
+        parts.append(f"{model.parameters / 1e6:.1f}M params")
+    if model.context_length:
+        parts.append(f"context {model.context_length}")
+    return ", ".join(p for p in parts if p)
+
+
+# ------------------------------------------------------------------ commands
+
+
+@click.group()
+def models() -> None:
+    """Base models, fine-tuned versions and their aliases."""
+
+
+@models.command("add")
+@click.option("--path", "path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A local Hugging Face folder (with config.json).")
+@click.option("--hf", "hf_id", help="A Hugging Face hub id, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.")
+@click.option("--name", help="Name to register (default: the folder name, or the id's last part).")
+@click.option("--replace", is_flag=True, help="Replace a base model of the same name.")
+@pass_app
+def add(app: AppContext, path: Path | None, hf_id: str | None, name: str | None, replace: bool) -> None:
+    """Register a base model from a local folder or a hub id.
+
+    A hub id is only recorded here; it is fetched by whatever uses it.
+    """
+    from gateway.registry import BaseModel, add_base_model
+
+    if (path is None) == (hf_id is None):
+        raise click.UsageError("give exactly one of --path DIR or --hf ID")
+    if path is not None:
+        model = add_local_model(app.store, path, name, replace=replace)
+    else:
+        assert hf_id is not None
+        model = add_base_model(
+            app.store,
+            BaseModel(name=name or hf_id.rstrip("/").split("/")[-1], source="hf", hf_id=hf_id),
+            replace=replace,
+        )
+    details = _describe_base(model)
+    click.echo(f"Added base model {model.name}" + (f" ({details})" if details else ""))
+
+
+@models.command("import-gguf")
+@click.argument("gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name to register the converted model under.")
+@pass_app
+def import_gguf(app: AppContext, gguf: Path, name: str) -> None:
+    """Convert a GGUF checkpoint into a safetensors folder and register it."""
+    model = import_gguf_model(app.store, app.config, gguf, name)
+    click.echo(f"Added base model {model.name} ({_describe_base(model)}) at {model.path}")
+
+
+@models.command("pull")
+@click.argument("builtin")
+@click.option("--name", help="Register under this name (default: the built-in name).")
+@pass_app
+def pull(app: AppContext, builtin: str, name: str | None) -> None:
+    """Fetch a built-in model for offline use (e.g. smollm2-135m). Safe to repeat."""
+    model, already = pull_builtin_model(app.store, app.config, builtin, name)
+    if already:
+        click.echo(f"{model.name} is already available at {model.path}")
+    else:
+        click.echo(f"Added base model {model.name} ({_describe_base(model)}) at {model.path}")
+
+
+@models.command("list")
+@format_option
+@pass_app
+def list_models(app: AppContext, fmt: str) -> None:
+    """List base models, fine-tuned versions and aliases."""
+    from gateway.registry import list_aliases, list_base_models, list_versions
+
+    rows: list[dict[str, Any]] = []
+    for base in list_base_models(app.store):
+        rows.append({
+            "model": base.name, "type": "base", "base": "", "id": "",
+            "location": base.path or base.hf_id, "details": _describe_base(base),
+            "created": base.created,
+        })
+    refs: dict[str, str] = {}
+    for version in list_versions(app.store):
+        refs[version.id] = version.ref
+        rows.append({
+            "model": version.ref, "type": f"version ({version.kind})", "base": version.base,
+            "id": version.id, "location": version.artifact_uri or version.remote_id,
+            "details": version.trainer or "", "created": version.created,
+        })
+    for alias in list_aliases(app.store):
+        rows.append({
+            "model": f"{alias['name']}@{alias['alias']}", "type": "alias", "base": "",
+            "id": alias["version_id"], "location": "",
+            "details": f"-> {refs.get(alias['version_id'], alias['version_id'])}",
+            "created": alias["updated"],
+        })
+    echo_rows(rows, ["model", "type", "base", "id", "location", "details", "created"], fmt)
+
+
+def _lineage(store: Store, version_id: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from gateway.registry import get_version
+
+    version = get_version(store, version_id)
+    info: dict[str, Any] = {"type": "version", "ref": version.ref, **asdict(version)}
+    info["aliases"] = [
+        f"{r['name']}@{r['alias']}"
+        for r in store.query(
+            "SELECT name, alias FROM aliases WHERE version_id = ? ORDER BY alias", [version.id]
+        )
+    ]
+    if version.job_id:
+        info["job"] = store.query_one(
+            "SELECT id, status, training_file, validation_file, created, finished "
+            "FROM jobs WHERE id = ?", [version.job_id],
+        )
+    return info
+
+
+@models.command("show")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show(app: AppContext, model: str, as_json: bool) -> None:
+    """Show a base model, or a version with its lineage.
+
+    MODEL is a base model name, a version id, NAME@vN, NAME@ALIAS or NAME.
+    """
+    from dataclasses import asdict
+
+    from gateway.registry import get_base_model, list_versions, resolve
+
+    target = resolve(app.store, model)
+    info: dict[str, Any]
+    if target.version_id is None:
+        info = {"type": "base", **asdict(get_base_model(app.store, target.base))}
+        info["versions"] = [v.ref for v in list_versions(app.store) if v.base == target.base]
+    else:
+        info = _lineage(app.store, target.version_id)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str) if value else ""
+        click.echo(f"{key + ':':<17} {'' if value is None else value}")
+
+
+@models.command("alias")
+@click.argument("alias_ref", metavar="NAME@ALIAS")
+@click.argument("version_ref", metavar="VERSION")
+@pass_app
+def alias(app: AppContext, alias_ref: str, version_ref: str) -> None:
+    """Point NAME@ALIAS (e.g. support-bot@prod) at a version of NAME."""
+    from gateway.registry import set_alias
+
+    version = set_alias(app.store, alias_ref, version_ref)
+    click.echo(f"{alias_ref} -> {version.ref} ({version.id})")
+
+
+commands = [models]

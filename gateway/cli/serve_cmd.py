@@ -1,0 +1,61 @@
+"""`gateway serve`: the OpenAI-compatible server under uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from gateway.cli.context import AppContext, pass_app
+from gateway.errors import GatewayError
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default: [server] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: [server] port, 8000).")
+@pass_app
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Serve every registered model through one OpenAI-compatible endpoint.
+
+    \b
+    Routes: /v1/models, /v1/chat/completions, /v1/completions,
+    /v1/load_lora_adapter, /v1/unload_lora_adapter, /health, /metrics.
+
+    With no API key configured the server binds only to loopback; create one
+    with `gateway keys create` before serving on another address.
+    """
+    from gateway.keys import active_keys_by_hash
+
+    config = app.config
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    if not is_loopback(host) and not active_keys_by_hash(app.store):
+        raise GatewayError(
+            f"refusing to serve on {host}: no API key exists, so anyone who can reach it could "
+            "use it. Create one with `gateway keys create --scope admin`, or bind 127.0.0.1."
+        )
+    try:
+        import uvicorn
+
+        from gateway.serving.app import create_app
+    except ImportError as exc:
+        raise GatewayError(
+            f"serving needs the serve extra ({exc.name} is missing): "
+            "pip install 'finetune-gateway[serve]'"
+        ) from exc
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Serving on http://{shown}:{port}/v1 (store: {config.db_path})", err=True)
+    # uvicorn's access log shows paths and statuses only, never headers (keys).
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="on")
+
+
+commands = [serve]

@@ -1,0 +1,56 @@
+"""The ASGI app: OpenAI-compatible routes over the backends the Router picks.
+
+`create_app(config)` builds it. Its lifespan builds the ServerState (router,
+key cache, request log) at startup and closes it at shutdown, writing the
+request log's last rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+
+from gateway.config import Config
+from gateway.serving import routes_adapters, routes_completions, routes_models
+from gateway.serving.errors import EXCEPTION_HANDLERS
+from gateway.serving.state import ServerState
+
+# Seconds between reloads of the API keys (a revoked key stops working after this).
+KEY_REFRESH = 2.0
+
+ROUTES = [
+    Route("/health", routes_models.health, methods=["GET"]),
+    Route("/metrics", routes_models.metrics, methods=["GET"]),
+    Route("/v1/models", routes_models.list_models, methods=["GET"]),
+    Route("/v1/chat/completions", routes_completions.chat_completions, methods=["POST"]),
+    Route("/v1/completions", routes_completions.completions, methods=["POST"]),
+    Route("/v1/load_lora_adapter", routes_adapters.load_lora_adapter, methods=["POST"]),
+    Route("/v1/unload_lora_adapter", routes_adapters.unload_lora_adapter, methods=["POST"]),
+]
+
+
+async def _refresh_keys(state: ServerState) -> None:
+    while True:
+        await asyncio.sleep(KEY_REFRESH)
+        await run_in_threadpool(state.keys.try_reload)
+
+
+def create_app(config: Config) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = ServerState.build(config)
+        await run_in_threadpool(state.start)
+        app.state.gateway = state
+        refresher = asyncio.create_task(_refresh_keys(state))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            await state.close()
+
+    return Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

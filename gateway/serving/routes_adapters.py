@@ -1,0 +1,117 @@
+"""POST /v1/load_lora_adapter and /v1/unload_lora_adapter, as vLLM answers them.
+
+A registered adapter (by id, name@vN or alias) needs no path. A path-loaded
+adapter is kept in the Router's runtime targets under its lora_name, on the
+base its adapter_config.json names.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from gateway.contracts import ModelTarget
+from gateway.errors import NotFoundError
+from gateway.registry import list_base_models, resolve
+from gateway.serving.adapters import check_adapter_path, choose_base
+from gateway.serving.calls import Call
+from gateway.serving.errors import ApiError, as_api_error
+from gateway.serving.params import read_json
+from gateway.serving.state import ServerState, server_state
+
+
+def _lora_name(body: dict[str, object]) -> str:
+    name = body.get("lora_name")
+    if name is None:
+        raise ApiError(400, "Missing required parameter: 'lora_name'.", param="lora_name")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "Invalid value for 'lora_name': expected a non-empty string.", param="lora_name")
+    return name
+
+
+async def _registered(state: ServerState, name: str) -> ModelTarget | None:
+    try:
+        return await run_in_threadpool(resolve, state.store, name)
+    except NotFoundError:
+        return None
+
+
+async def _path_target(state: ServerState, name: str, raw_path: object) -> ModelTarget:
+    if name in state.router.runtime_targets:
+        raise ApiError(400, f"The lora adapter '{name}' has already been loaded.", param="lora_name")
+    if await _registered(state, name) is not None:
+        raise ApiError(
+            400,
+            f"lora_name '{name}' already names a registered model; choose another name.",
+            param="lora_name",
+        )
+    folder = check_adapter_path(raw_path, state.config.allowed_adapter_roots())
+    base = choose_base(folder, await run_in_threadpool(list_base_models, state.store))
+    return ModelTarget(
+        requested=name, base=base.name, base_path=base.path, adapter_name=name, adapter_path=str(folder)
+    )
+
+
+async def _registry_adapter(state: ServerState, name: str) -> ModelTarget:
+    target = await _registered(state, name)
+    if target is None:
+        raise ApiError(
+            404,
+            f"The lora adapter '{name}' cannot be found. Give lora_path to load one from disk.",
+            param="lora_name",
+            code="model_not_found",
+        )
+    if target.adapter_path is None:
+        raise ApiError(400, f"'{name}' is not a LoRA adapter.", param="lora_name")
+    return target
+
+
+async def load_lora_adapter(request: Request) -> Response:
+    state = server_state(request)
+    call = Call(state, request.url.path)
+    try:
+        key = await state.keys.check(request, "admin")
+        call.row.key_id = key.id if key else None
+        body = await read_json(request)
+        name = call.row.model = call.row.adapter = _lora_name(body)
+        raw_path = body.get("lora_path")
+        if raw_path is None:
+            target = await _registry_adapter(state, name)
+        else:
+            target = await _path_target(state, name, raw_path)
+        call.metric_model = name
+        call.row.backend = state.router.backend_name(target)
+        backend = await state.router.backend_for(target)
+        await backend.load_adapter(target)
+        if raw_path is not None:
+            state.router.runtime_targets[name] = target
+            state.resolver.forget(name)
+    except Exception as exc:
+        error = as_api_error(exc)
+        call.finish(error.status, error.message)
+        return error.response()
+    call.finish(200)
+    return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+
+
+async def unload_lora_adapter(request: Request) -> Response:
+    state = server_state(request)
+    call = Call(state, request.url.path)
+    try:
+        key = await state.keys.check(request, "admin")
+        call.row.key_id = key.id if key else None
+        name = call.row.model = call.row.adapter = _lora_name(await read_json(request))
+        target = state.router.runtime_targets.get(name) or await _registry_adapter(state, name)
+        call.metric_model = name
+        call.row.backend = state.router.backend_name(target)
+        backend = await state.router.backend_for(target)
+        await backend.unload_adapter(target)
+        if state.router.runtime_targets.pop(name, None) is not None:
+            state.resolver.forget(name)
+    except Exception as exc:
+        error = as_api_error(exc)
+        call.finish(error.status, error.message)
+        return error.response()
+    call.finish(200)
+    return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")

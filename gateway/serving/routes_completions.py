@@ -1,0 +1,145 @@
+"""POST /v1/chat/completions and POST /v1/completions, plain and streamed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.contracts import Backend, ChatRequest, CompletionRequest, Delta, Usage
+from gateway.serving import shapes
+from gateway.serving.calls import Call
+from gateway.serving.errors import as_api_error
+from gateway.serving.params import ParsedRequest, parse_request, read_json
+from gateway.serving.state import server_state
+
+CLIENT_CLOSED = 499
+
+
+async def chat_completions(request: Request) -> Response:
+    return await _generate(request, chat=True)
+
+
+async def completions(request: Request) -> Response:
+    return await _generate(request, chat=False)
+
+
+async def _generate(request: Request, chat: bool) -> Response:
+    state = server_state(request)
+    call = Call(state, request.url.path)
+    model: str | None = None
+    try:
+        key = await state.keys.check(request, "inference")
+        call.row.key_id = key.id if key else None
+        parsed = parse_request(await read_json(request), chat)
+        model = call.row.model = parsed.model
+        call.row.stream = parsed.stream
+        target = await state.resolver.resolve(parsed.model)
+        call.metric_model = parsed.model
+        call.row.model_version_id = target.version_id
+        call.row.adapter = target.adapter_name
+        call.row.backend = state.router.backend_name(target)
+        backend = await state.router.backend_for(target)
+        backend_request: ChatRequest | CompletionRequest
+        if chat:
+            assert parsed.messages is not None
+            backend_request = ChatRequest(target, parsed.messages, parsed.params)
+        else:
+            assert parsed.prompt is not None
+            backend_request = CompletionRequest(target, parsed.prompt, parsed.params)
+        if parsed.stream:
+            return await _stream(call, backend, backend_request, parsed, chat)
+        if isinstance(backend_request, ChatRequest):
+            generation = await backend.chat(backend_request)
+        else:
+            generation = await backend.complete(backend_request)
+    except Exception as exc:
+        error = as_api_error(exc, model=model)
+        call.finish(error.status, error.message)
+        return error.response()
+    body = shapes.full_response(
+        chat=chat,
+        id=shapes.completion_id(chat),
+        created=int(time.time()),
+        model=parsed.model,
+        text=generation.text,
+        finish_reason=generation.finish_reason,
+        usage=generation.usage,
+    )
+    call.finish(200, usage=generation.usage)
+    return JSONResponse(body)
+
+
+async def _stream(
+    call: Call,
+    backend: Backend,
+    request: ChatRequest | CompletionRequest,
+    parsed: ParsedRequest,
+    chat: bool,
+) -> Response:
+    """Start the backend's stream; errors before its first piece keep their status."""
+    deltas = aiter(backend.stream(request))
+    first = await anext(deltas, None)
+    call.ttft_s = time.perf_counter() - call.started
+    return StreamingResponse(
+        _events(call, deltas, first, parsed, chat),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    call: Call,
+    deltas: AsyncIterator[Delta],
+    first: Delta | None,
+    parsed: ParsedRequest,
+    chat: bool,
+) -> AsyncIterator[bytes]:
+    ident, created = shapes.completion_id(chat), int(time.time())
+
+    def piece(text: str | None, finish_reason: str | None, first: bool = False) -> bytes:
+        return shapes.sse(
+            shapes.chunk(
+                chat=chat, id=ident, created=created, model=parsed.model, text=text,
+                finish_reason=finish_reason, include_usage=parsed.include_usage, first=first,
+            )
+        )
+
+    usage: Usage | None = None
+    finish_reason = "stop"
+    # Until the stream completes, the client is the one that left (nginx's 499).
+    status, error = CLIENT_CLOSED, "client closed the connection"
+    try:
+        if chat:
+            yield piece("", None, first=True)
+        delta = first
+        while delta is not None:
+            if delta.text:
+                yield piece(delta.text, None)
+            finish_reason = delta.finish_reason or finish_reason
+            usage = delta.usage or usage
+            delta = await anext(deltas, None)
+        yield piece(None, finish_reason)
+        if parsed.include_usage:
+            yield shapes.sse(
+                shapes.usage_chunk(
+                    chat=chat, id=ident, created=created, model=parsed.model, usage=usage or Usage()
+                )
+            )
+        yield shapes.SSE_DONE
+        status, error = 200, ""
+    except Exception as exc:
+        # The status line is already sent: report the error as the last event.
+        api_error = as_api_error(exc, model=parsed.model)
+        status, error = api_error.status, api_error.message
+        yield shapes.sse(api_error.body())
+        yield shapes.SSE_DONE
+    finally:
+        # Log first: on a disconnect the task is cancelled and any await may raise.
+        call.finish(status, error or None, usage)
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
+

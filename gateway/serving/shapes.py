@@ -1,0 +1,105 @@
+"""OpenAI's response bodies: completions, chat completions and their stream chunks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.contracts import Usage
+from gateway.util import new_id
+
+
+def completion_id(chat: bool) -> str:
+    return new_id("chatcmpl" if chat else "cmpl", 12)
+
+
+def usage_body(usage: Usage | None) -> dict[str, int]:
+    usage = usage or Usage()
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def full_response(
+    *, chat: bool, id: str, created: int, model: str, text: str, finish_reason: str, usage: Usage
+) -> dict[str, Any]:
+    """A non-streamed `chat.completion` or `text_completion`."""
+    choice: dict[str, Any]
+    if chat:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    return {
+        "id": id,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage_body(usage),
+        "system_fingerprint": None,
+    }
+
+
+def chunk(
+    *,
+    chat: bool,
+    id: str,
+    created: int,
+    model: str,
+    text: str | None,
+    finish_reason: str | None,
+    include_usage: bool,
+    first: bool = False,
+) -> dict[str, Any]:
+    """One stream chunk with one choice. The first chat chunk announces the role."""
+    choice: dict[str, Any]
+    if chat:
+        delta: dict[str, Any] = {}
+        if first:
+            delta["role"] = "assistant"
+        if text is not None:
+            delta["content"] = text
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    else:
+        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+    body: dict[str, Any] = {
+        "id": id,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "system_fingerprint": None,
+    }
+    if include_usage:
+        # With include_usage every chunk carries `usage: null` but the last.
+        body["usage"] = None
+    return body
+
+
+def usage_chunk(*, chat: bool, id: str, created: int, model: str, usage: Usage) -> dict[str, Any]:
+    """The final chunk of a stream with include_usage: empty choices, the usage."""
+    return {
+        "id": id,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "system_fingerprint": None,
+        "usage": usage_body(usage),
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    """One server-sent event: `data: ...` and a blank line."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+SSE_DONE = sse("[DONE]")

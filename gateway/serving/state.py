@@ -1,0 +1,64 @@
+"""What the running server holds: config, router, caches, request log, metrics.
+
+Built at startup (the app's lifespan) and closed at shutdown. Handlers reach it
+with `server_state(request)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from gateway.config import Config
+from gateway.router import Router
+from gateway.serving.auth import KeyCache
+from gateway.serving.metrics import Metrics
+from gateway.serving.request_log import RequestLog
+from gateway.serving.resolver import ResolveCache
+from gateway.store import Store
+
+# Request-path reads give up on a locked store sooner than the CLI does.
+READ_LOCK_TIMEOUT = 5.0
+
+
+@dataclass
+class ServerState:
+    config: Config
+    store: Store
+    router: Router
+    keys: KeyCache
+    resolver: ResolveCache
+    log: RequestLog
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @classmethod
+    def build(cls, config: Config) -> ServerState:
+        # Separate Store objects: each serialises its own connections, so a
+        # log write waiting on a locked file never queues up the reads.
+        reads = Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT)
+        router = Router(config, reads)
+        return cls(
+            config=config,
+            store=reads,
+            router=router,
+            keys=KeyCache(Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT)),
+            resolver=ResolveCache(router),
+            log=RequestLog(Store(config.db_path), config.server.log_flush_interval),
+        )
+
+    def start(self) -> None:
+        self.keys.reload()
+        self.log.start()
+
+    async def close(self) -> None:
+        await self.resolver.close()
+        try:
+            await self.router.close()
+        finally:
+            self.log.close()
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.gateway
+    return state

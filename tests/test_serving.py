@@ -1,0 +1,395 @@
+"""`gateway serve` end to end: a real server process, the official openai SDK as
+client, and a deterministic echo backend plugin discovered by entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from servers import gateway_server, make_adapter, write_echo_plugin
+
+from gateway.registry import BaseModel, ModelVersion, add_base_model, create_version, set_alias
+from gateway.store import Store
+
+
+@dataclass
+class Served:
+    url: str
+    home: Path
+    v1: ModelVersion
+    v2: ModelVersion
+
+    @property
+    def store(self) -> Store:
+        return Store(self.home / "gateway.duckdb")
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", timeout=10, **kwargs)
+
+    def queue_empty(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/health").json()["request_log_queue"]:
+            assert time.monotonic() < deadline, "request log never flushed"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("serving")
+    home = tmp / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'default_backend = "echo"\n'
+        "[server]\nlog_flush_interval = 0.2\n"
+        '[backends."flaky"]\nbackend = "echo"\nfail_start = true\n'
+    )
+    store = Store(home / "gateway.duckdb")
+    tiny_path = tmp / "models" / "tiny"
+    add_base_model(store, BaseModel(name="tiny", source="path", path=str(tiny_path)))
+    add_base_model(store, BaseModel(name="other", source="hf", hf_id="org/other"))
+    add_base_model(store, BaseModel(name="flaky", source="path", path=str(tmp / "models" / "flaky")))
+    v1 = create_version(store, base="tiny", name="support", kind="local",
+                        artifact_uri=str(make_adapter(home / "adapters" / "support-1", str(tiny_path))))
+    v2 = create_version(store, base="tiny", name="support", kind="local",
+                        artifact_uri=str(make_adapter(home / "adapters" / "support-2", str(tiny_path))))
+    set_alias(store, "support@prod", v1.id)
+    plugins = write_echo_plugin(tmp / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        yield Served(url, home, v1, v2)
+
+
+def chat(client: openai.OpenAI, model: str, text: str, **kwargs: Any) -> Any:
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **kwargs
+    )
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_models_lists_bases_versions_aliases(served: Served) -> None:
+    models = {m.id: m for m in served.client().models.list()}
+    assert {"tiny", "other", "flaky", served.v1.id, served.v2.id, "support@prod"} <= set(models)
+    assert all(m.object == "model" and m.owned_by for m in models.values())
+    base = models["tiny"].model_dump()
+    assert base["parent"] is None and base["root"] == "tiny"
+    version = models[served.v1.id].model_dump()
+    assert version["parent"] == "tiny" and version["root"] == "tiny"
+    assert version["version"] == "support@v1"
+    alias = models["support@prod"].model_dump()
+    assert alias["parent"] == "tiny" and alias["version"] == served.v1.id
+
+
+# ---------------------------------------------------------------- generation
+
+
+def test_chat_completion_shape(served: Served) -> None:
+    reply = chat(served.client(), "tiny", "hello there world")
+    assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-")
+    assert reply.model == "tiny" and isinstance(reply.created, int)
+    (choice,) = reply.choices
+    assert choice.index == 0 and choice.finish_reason == "stop"
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "tiny: hello there world"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (3, 4, 7)
+
+
+def test_completion_with_max_tokens_and_stop(served: Served) -> None:
+    client = served.client()
+    reply = client.completions.create(model="tiny", prompt="one two three four", max_tokens=2)
+    assert reply.object == "text_completion"
+    assert reply.choices[0].text == "tiny: one" and reply.choices[0].finish_reason == "length"
+    assert reply.usage.completion_tokens == 2
+    stopped = client.completions.create(model="tiny", prompt="one two three", stop=["three"])
+    assert stopped.choices[0].text == "tiny: one two"
+    listed = chat(client, "tiny", "a b c d", stop="c", max_completion_tokens=10, seed=7,
+                  temperature=0.0, top_p=0.5, n=1)
+    assert listed.choices[0].message.content == "tiny: a b"
+
+
+def test_versions_and_alias_route_to_their_adapter(served: Served) -> None:
+    client = served.client()
+    assert chat(client, "support@prod", "hi").choices[0].message.content == f"{served.v1.id}: hi"
+    assert chat(client, "support@v2", "hi").choices[0].message.content == f"{served.v2.id}: hi"
+    assert chat(client, "support", "hi").choices[0].message.content == f"{served.v2.id}: hi"
+    assert chat(client, served.v1.id, "hi").choices[0].message.content == f"{served.v1.id}: hi"
+
+
+def test_chat_stream_with_usage(served: Served) -> None:
+    chunks = list(
+        chat(served.client(), "support@prod", "one two three", stream=True,
+             stream_options={"include_usage": True})
+    )
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"{served.v1.id}: one two three"
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 3 + 4
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_completion_stream_plain_sse(served: Served) -> None:
+    body = {"model": "tiny", "prompt": "x y", "stream": True, "max_tokens": 2}
+    with httpx.stream("POST", f"{served.url}/v1/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = response.read().decode()
+    events = [e for e in raw.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert all(c["object"] == "text_completion" and "usage" not in c for c in chunks)
+    assert "".join(c["choices"][0]["text"] for c in chunks) == "tiny: x"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["message"]
+    return dict(body["error"])
+
+
+def test_unknown_model_is_404_model_not_found(served: Served) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        chat(served.client(), "no-such-model", "hi")
+    assert info.value.status_code == 404 and info.value.code == "model_not_found"
+    assert info.value.param == "model" and "no-such-model" in info.value.message
+    with pytest.raises(openai.NotFoundError):
+        served.client().completions.create(model="support@staging", prompt="hi")
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "n": 2}, "n"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": 5}, "temperature"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "top_p": "x"}, "top_p"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": 3}, "stop"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": 1.5}, "seed"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+          "stream_options": {"include_usage": True}}, "stream_options"),
+        ({"model": "tiny"}, "messages"),
+        ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
+    ],
+)
+def test_invalid_chat_body_names_the_param(served: Served, body: dict[str, Any], param: str) -> None:
+    response = served.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+def test_invalid_completion_body_and_json(served: Served) -> None:
+    response = served.post("/v1/completions", json={"model": "tiny", "prompt": ["a", "b"]})
+    assert response.status_code == 400 and error_of(response)["param"] == "prompt"
+    response = served.post("/v1/completions", content=b"{not json")
+    assert response.status_code == 400 and "JSON" in error_of(response)["message"]
+    response = served.post("/v1/chat/completions", json=["a list"])
+    assert response.status_code == 400 and "object" in error_of(response)["message"]
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(served.client(), "tiny", "hi", n=3)
+    assert info.value.param == "n"
+
+
+def test_unknown_route_and_wrong_method(served: Served) -> None:
+    response = httpx.get(f"{served.url}/v1/embeddings")
+    assert response.status_code == 404 and "/v1/embeddings" in error_of(response)["message"]
+    response = httpx.get(f"{served.url}/v1/chat/completions")
+    assert response.status_code == 405
+    error_of(response)
+
+
+def test_backend_errors_map_to_status(served: Served) -> None:
+    client = served.client()
+    with pytest.raises(openai.APIStatusError) as info:
+        chat(client, "tiny", "please fail: unavailable")
+    assert info.value.status_code == 503
+    with pytest.raises(openai.APIStatusError) as info:
+        chat(client, "flaky", "hi")  # its backend fails to start
+    assert info.value.status_code == 503 and "warming up" in info.value.message
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(client, "tiny", "please fail: bad")
+    assert "refuses" in info.value.message
+    with pytest.raises(openai.InternalServerError) as info:
+        chat(client, "tiny", "please fail: crash", stream=True)
+    assert info.value.status_code == 500
+    response = served.post("/v1/chat/completions",
+                           json={"model": "tiny", "messages": [{"role": "user", "content": "please fail: crash"}]})
+    assert response.status_code == 500 and "echo crashed" in error_of(response)["message"]
+
+
+def test_error_after_stream_started_is_the_last_event(served: Served) -> None:
+    body = {"model": "tiny", "stream": True, "messages": [{"role": "user", "content": "please fail: midstream"}]}
+    with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=body) as response:
+        raw = response.read().decode()
+    events = [e for e in raw.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    assert json.loads(events[-2][6:])["error"]["message"].endswith("echo broke mid-stream")
+
+
+# ---------------------------------------------------------------- health, metrics, log
+
+
+def test_health(served: Served) -> None:
+    chat(served.client(), "tiny", "warm")
+    body = httpx.get(f"{served.url}/health").json()
+    assert body["status"] == "ok" and body["auth"] == "none"
+    assert body["backends"]["echo:tiny"]["status"] == "ok"
+
+
+def metric_values(url: str) -> dict[str, float]:
+    samples = [line.rsplit(" ", 1) for line in httpx.get(f"{url}/metrics").text.splitlines()
+               if line and not line.startswith("#")]
+    return {name: float(value) for name, value in samples}
+
+
+def test_metrics_exposition(served: Served) -> None:
+    client = served.client()
+    before = metric_values(served.url)
+    for _ in range(3):
+        chat(client, "support@v2", "m e t")
+    list(chat(client, "support@v2", "s", stream=True))
+    with pytest.raises(openai.NotFoundError):
+        chat(client, "metric-ghost", "x")
+    text = httpx.get(f"{served.url}/metrics").text
+    assert "# TYPE gateway_requests_total counter" in text
+    assert "# TYPE gateway_request_latency_seconds histogram" in text
+    after = metric_values(served.url)
+
+    def grew(name: str) -> float:
+        return after[name] - before.get(name, 0)
+
+    assert grew('gateway_requests_total{model="support@v2",route="/v1/chat/completions",status="200"}') == 4
+    assert grew('gateway_tokens_total{model="support@v2",type="prompt"}') == 10
+    assert grew('gateway_tokens_total{model="support@v2",type="completion"}') == 3 * 4 + 2
+    assert grew('gateway_request_latency_seconds_count{model="support@v2"}') == 4
+    assert grew('gateway_request_latency_seconds_bucket{model="support@v2",le="+Inf"}') == 4
+    assert grew('gateway_time_to_first_token_seconds_count{model="support@v2"}') == 1
+    assert grew('gateway_requests_total{model="(unknown)",route="/v1/chat/completions",status="404"}') == 1
+    # Buckets are cumulative.
+    buckets = [v for k, v in after.items() if k.startswith('gateway_request_latency_seconds_bucket{model="support@v2"')]
+    assert buckets == sorted(buckets)
+
+
+def test_request_log_rows(served: Served) -> None:
+    client = served.client()
+    chat(client, "support@prod", "logged one")
+    list(chat(client, "support@prod", "logged two", stream=True))
+    with pytest.raises(openai.NotFoundError):
+        chat(client, "ghost-model", "x")
+    served.queue_empty()
+    rows = served.store.query(
+        "SELECT * FROM request_log WHERE model IN ('support@prod', 'ghost-model') ORDER BY created"
+    )
+    plain = [r for r in rows if r["model"] == "support@prod" and not r["stream"]][-1]
+    assert plain["route"] == "/v1/chat/completions" and plain["status"] == 200
+    assert plain["model_version_id"] == served.v1.id and plain["adapter"] == served.v1.id
+    assert plain["backend"] == "echo" and plain["error"] is None
+    assert (plain["prompt_tokens"], plain["completion_tokens"]) == (2, 3)
+    assert plain["latency_ms"] > 0
+    streamed = [r for r in rows if r["model"] == "support@prod" and r["stream"]][-1]
+    assert streamed["ttft_ms"] is not None and streamed["ttft_ms"] <= streamed["latency_ms"]
+    assert streamed["completion_tokens"] == 3
+    ghost = [r for r in rows if r["model"] == "ghost-model"][-1]
+    assert ghost["status"] == 404 and "ghost-model" in ghost["error"]
+
+
+HOLD_LOCK = """
+import sys, time, duckdb
+while True:
+    try:
+        con = duckdb.connect(sys.argv[1])
+        break
+    except duckdb.IOException:
+        time.sleep(0.02)
+print("locked", flush=True)
+sys.stdin.readline()
+con.close()
+"""
+
+
+def test_locked_store_never_stalls_responses(served: Served) -> None:
+    client = served.client(timeout=5.0)
+    chat(client, "support@prod", "warm up")
+    served.queue_empty()
+    before = served.store.query_one("SELECT count(*) AS n FROM request_log")
+    assert before is not None
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(served.home / "gateway.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        for i in range(5):
+            reply = chat(client, "support@prod", f"while locked {i}")
+            assert reply.choices[0].message.content.endswith(f"locked {i}")
+        elapsed = time.monotonic() - started
+        time.sleep(0.6)  # several flush intervals pass while the file stays locked
+        assert httpx.get(f"{served.url}/health", timeout=5).json()["request_log_queue"] == 5
+        assert elapsed < 3.0, f"5 requests took {elapsed:.1f}s with the store locked"
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
+    served.queue_empty()
+    after = served.store.query_one("SELECT count(*) AS n FROM request_log")
+    assert after is not None and after["n"] == before["n"] + 5
+
+
+def test_client_leaving_a_stream_is_logged_as_499(served: Served) -> None:
+    body = {"model": "tiny", "stream": True,
+            "messages": [{"role": "user", "content": "please be slow and wait for me"}]}
+    with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=body) as response:
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+    deadline = time.monotonic() + 10
+    while True:
+        served.queue_empty()
+        rows = served.store.query("SELECT status, error FROM request_log WHERE status = 499")
+        if rows:
+            break
+        assert time.monotonic() < deadline, "the abandoned stream was never logged"
+        time.sleep(0.2)
+    assert rows[0]["error"] == "client closed the connection"
+
+
+def test_request_log_is_written_at_shutdown(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    # Far longer than the test: only the shutdown flush can write the rows.
+    (home / "config.toml").write_text('default_backend = "echo"\n[server]\nlog_flush_interval = 3600\n')
+    add_base_model(Store(home / "gateway.duckdb"), BaseModel(name="tiny", source="path", path="/m/tiny"))
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        for _ in range(3):
+            chat(client, "tiny", "bye")
+        assert httpx.get(f"{url}/health").json()["request_log_queue"] == 3
+    rows = Store(home / "gateway.duckdb").query("SELECT status FROM request_log")
+    assert [r["status"] for r in rows] == [200, 200, 200]
+    assert "Serving on http://127.0.0.1:" in (home / "server.log").read_text()

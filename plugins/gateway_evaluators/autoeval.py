@@ -44,31 +44,46 @@ def run_version_evals(version: ModelVersion, context: dict[str, Any]) -> list[st
     names = evalsets_for(version, context, config)
     if not names:
         return []
-    from gateway.evaluation.evalset import load_evalset
-    from gateway.evaluation.runner import run_eval_sync
-    from gateway.evaluation.runs import link_version_eval
+    from gateway.evaluation.runner import run_sync
 
-    store = Store(config.db_path)
+    return run_sync(_run_all(config, Store(config.db_path), version, names))
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+async def _run_all(config: Config, store: Store, version: ModelVersion, names: list[str]) -> list[str]:
+    from gateway.evaluation.evalset import load_evalset
+    from gateway.evaluation.runner import run_eval
+    from gateway.evaluation.runs import link_version_eval
+    from gateway.router import Router
+
     compare_with = baselines(store, version)
+    router = Router(config, store)  # one router: each base model loads once for all runs
     run_ids: list[str] = []
-    for name in names:
-        try:
-            evalset = load_evalset(name)
-            run_id = run_eval_sync(config, store, evalset, version.id, progress=False)
-        except (GatewayError, OSError) as exc:
-            print(f"warning: eval set {name!r} on {version.ref} did not run: {exc}", file=sys.stderr)
-            continue
-        run_ids.append(run_id)
-        linked = False
-        for role, model in compare_with:
+    try:
+        for name in names:
             try:
-                baseline_run = run_eval_sync(config, store, evalset, model, progress=False)
+                evalset = load_evalset(name)
+                run_id = await run_eval(config, store, evalset, version.id, progress=False,
+                                        router=router)
             except (GatewayError, OSError) as exc:
-                print(f"warning: eval set {name!r} on baseline {model} did not run: {exc}",
-                      file=sys.stderr)
+                _warn(f"eval set {name!r} on {version.ref} did not run: {exc}")
                 continue
-            link_version_eval(store, version.id, evalset.name, run_id, baseline_run, role)
-            linked = True
-        if not linked:
-            link_version_eval(store, version.id, evalset.name, run_id, None, "candidate")
+            run_ids.append(run_id)
+            linked = False
+            for role, model in compare_with:
+                try:
+                    baseline_run = await run_eval(config, store, evalset, model, progress=False,
+                                                  router=router)
+                except (GatewayError, OSError) as exc:
+                    _warn(f"eval set {name!r} on baseline {model} did not run: {exc}")
+                    continue
+                link_version_eval(store, version.id, evalset.name, run_id, baseline_run, role)
+                linked = True
+            if not linked:
+                link_version_eval(store, version.id, evalset.name, run_id, None, "candidate")
+    finally:
+        await router.close()
     return run_ids

@@ -1,0 +1,1 @@
+"""Eval sets, the runner, paired statistics, compare, regress and report."""

@@ -396,6 +396,17 @@ def test_autoeval_on_new_version(env: tuple[Any, Store], gateway_home: Path) -> 
     assert candidate is not None and candidate["model_version_id"] == v2.id
     # v1 got only the configured set, against its base (no prod alias existed yet).
     assert [(r["evalset"], r["role"]) for r in version_eval_summary(store, v1.id)] == [("oaievals-capitals", "base")]
+    # `gateway models show` reports them.
+    from click.testing import CliRunner
+
+    from gateway.cli import assemble
+
+    shown = CliRunner().invoke(assemble(), ["models", "show", v2.ref, "--json"])
+    assert shown.exit_code == 0, shown.output
+    evals = {(r["evalset"], r["role"]): r for r in json.loads(shown.output)["evals"]}
+    assert evals[("capitals", "base")]["delta"] == 1.0
+    table = CliRunner().invoke(assemble(), ["models", "show", v2.ref])
+    assert "Eval results" in table.output and "capitals" in table.output
 
 
 def test_autoeval_bad_evalset_keeps_version(env: tuple[Any, Store], capsys: pytest.CaptureFixture[str]) -> None:

@@ -263,14 +263,21 @@ def show(app: AppContext, model: str, as_json: bool) -> None:
         info = {"type": "base", **asdict(get_base_model(app.store, target.base))}
         info["versions"] = [v.ref for v in list_versions(app.store) if v.base == target.base]
     else:
+        from gateway.evaluation.runs import version_eval_summary
+
         info = _lineage(app.store, target.version_id)
+        info["evals"] = version_eval_summary(app.store, target.version_id)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
+    evals = info.pop("evals", [])
     for key, value in info.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value, default=str) if value else ""
         click.echo(f"{key + ':':<17} {'' if value is None else value}")
+    if evals:
+        click.echo("\nEval results (this version against its baselines):")
+        echo_rows(evals, ["evalset", "role", "scorer", "mean", "baseline_mean", "delta", "n", "run_id"])
 
 
 @models.command("alias")

@@ -207,6 +207,37 @@ def m004_evals(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m020_job_details(con: duckdb.DuckDBPyConnection) -> None:
+    # What a job needs to be resumed by another process: its dataset hash and
+    # the eval sets named with --eval (passed on to the version it creates).
+    con.execute(
+        """
+        ALTER TABLE jobs ADD COLUMN dataset_sha256 TEXT;
+        ALTER TABLE jobs ADD COLUMN evalsets JSON;
+        """
+    )
+
+
+@migration
+def m060_eval_runner(con: duckdb.DuckDBPyConnection) -> None:
+    # The runner caches a call's cost too, and links the evals run on each new
+    # version (autoeval) to the runs of its baselines (its base, name@prod).
+    con.execute(
+        """
+        ALTER TABLE response_cache ADD COLUMN cost DOUBLE;
+        CREATE TABLE version_evals (
+            version_id TEXT NOT NULL,
+            evalset TEXT NOT NULL,
+            run_id TEXT NOT NULL,          -- the run on the new version
+            baseline_run_id TEXT,          -- the run on the baseline, NULL when none ran
+            role TEXT NOT NULL,            -- base | prod | candidate (no baseline)
+            created TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"

@@ -23,6 +23,17 @@ from gateway.errors import GatewayError
 # The order here is the order in `gateway --help`.
 COMMAND_MODULES = [
     "gateway.cli.plugins_cmd",
+    "gateway.cli.models_cmd",
+    "gateway.cli.data_cmd",
+    "gateway.cli.train_cmd",
+    "gateway.cli.jobs_cmd",
+    "gateway.cli.serve_cmd",
+    "gateway.cli.keys_cmd",
+    "gateway.cli.eval_cmd",
+    "gateway.cli.runs_cmd",
+    "gateway.cli.compare_cmd",
+    "gateway.cli.report_cmd",
+    "gateway.cli.demo_cmd",
     "gateway.cli.db_cmd",
 ]
 

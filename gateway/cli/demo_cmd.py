@@ -1,0 +1,220 @@
+"""`gateway demo`: the whole product end to end on the built-in SmolLM2-135M-Instruct."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gateway.cli.context import AppContext, pass_app
+from gateway.cli.output import echo_rows
+
+if TYPE_CHECKING:
+    from gateway.evaluation.compare import Comparison
+    from gateway.evaluation.evalset import EvalSet
+    from gateway.registry import ModelVersion
+
+STAGES = 5
+
+
+def _stage(number: int, title: str) -> None:
+    click.echo("")
+    click.secho(f"== [{number}/{STAGES}] {title} ==", bold=True)
+
+
+def _base_model(app: AppContext, base: str | None) -> str:
+    """The base model to use: a registered one (--base), else the built-in, pulled once."""
+    from gateway.cli.models_cmd import pull_builtin_model
+    from gateway.demo import BUILTIN_MODEL
+    from gateway.registry import get_base_model
+
+    if base is not None:
+        model = get_base_model(app.store, base)
+        click.echo(f"Using the registered base model {model.name} ({model.path or model.hf_id})")
+        return model.name
+    model, already = pull_builtin_model(app.store, app.config, BUILTIN_MODEL)
+    if already:
+        click.echo(f"{model.name} is already available offline at {model.path} (reused)")
+    else:
+        click.echo(f"Added {model.name} at {model.path}")
+    return model.name
+
+
+def _describe_runs(app: AppContext, run_ids: list[str]) -> None:
+    from gateway.evaluation.runs import run_details
+
+    for run_id in run_ids:
+        d = run_details(app.store, run_id)
+        reused = f", {d['cached']} answers reused from the response cache" if d["cached"] else ""
+        errors = f", {d['errors']} errors" if d["errors"] else ""
+        click.echo(f"  {d['name']}: run {run_id}, {d['done']} samples{errors}{reused}")
+
+
+def _evaluate(app: AppContext, evalset: EvalSet, specs: list[tuple[str, str | None]],
+              limit: int | None) -> list[str]:
+    from gateway.evaluation.runner import run_evals_sync
+
+    run_ids = run_evals_sync(app.config, app.store, evalset, specs, limit=limit, concurrency=16)
+    _describe_runs(app, run_ids)
+    return run_ids
+
+
+def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, Any],
+               retrain: bool) -> tuple[ModelVersion, float | None]:
+    """Train (or reuse an identical earlier fine-tune); returns it and the training seconds."""
+    from gateway.cli.train_cmd import run_in_foreground
+    from gateway.demo import TRAINER, VERSION_NAME, resolved_hyperparameters, reusable_version
+    from gateway.errors import GatewayError
+    from gateway.jobs import create_job, get_job
+    from gateway.registry import get_version
+    from gateway.util import sha256_file
+
+    if evalset.train_path is None:
+        raise GatewayError(f"eval set {evalset.name} has no train file to fine-tune on")
+    resolved = resolved_hyperparameters(params)
+    if not retrain:
+        found = reusable_version(app.store, base, sha256_file(evalset.train_path), resolved)
+        if found is not None:
+            click.echo(f"Reusing {found.ref} ({found.id}): trained earlier on the same data "
+                       "with the same settings (--retrain trains a new version)")
+            return found, None
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    click.echo(f"LoRA on {evalset.train_path} with the {TRAINER} trainer: {shown}")
+    job = create_job(app.config, app.store, trainer=TRAINER, base=base,
+                     training_file=evalset.train_path, suffix=VERSION_NAME, hyperparameters=params)
+    started = time.monotonic()
+    run_in_foreground(app, job.id)
+    seconds = time.monotonic() - started
+    version = get_version(app.store, get_job(app.store, job.id).model_version_id or "")
+    click.echo(f"Trained {version.ref} in {seconds:.0f} s (job {job.id})")
+    return version, seconds
+
+
+def _interval(comparison: Comparison, scorer: str, side: str) -> str:
+    from gateway.cli.compare_cmd import _ci
+
+    sc = comparison.scorer(scorer)
+    return _ci(sc.a if side == "a" else sc.b)
+
+
+def _overview(zero: Comparison, few: Comparison) -> None:
+    """The three runs side by side: accuracy with its 95% CI and macro-F1, per run."""
+    from gateway.demo import DECIDING_SCORER
+
+    entries = [("zero-shot", zero, "a"), ("few-shot", few, "a"), ("fine-tuned", zero, "b")]
+    rows = []
+    for what, comp, side in entries:
+        run = comp.run_a if side == "a" else comp.run_b
+        sc = comp.scorer(DECIDING_SCORER)
+        f1 = sc.corpus_a if side == "a" else sc.corpus_b
+        row: dict[str, Any] = {"": what, "model": run.label, "run": run.id,
+                               "accuracy (95% CI)": _interval(comp, DECIDING_SCORER, side),
+                               "macro-F1": f"{f1:.3f}" if f1 is not None else ""}
+        for other in comp.scorers:
+            if other.scorer != DECIDING_SCORER and other.kind != "corpus":
+                row[f"{other.scorer} (95% CI)"] = _interval(comp, other.scorer, side)
+        rows.append(row)
+    echo_rows(rows)
+
+
+def _comparison(title: str, comparison: Comparison) -> bool:
+    """Print one comparison table with its verdicts; True when B is significantly better."""
+    from gateway.cli.compare_cmd import scorer_rows
+    from gateway.demo import DECIDING_SCORER
+    from gateway.evaluation.verdicts import verdict_sentence
+
+    click.echo("")
+    click.secho(title, bold=True)
+    echo_rows(scorer_rows(comparison, 0.0))
+    for sc in comparison.scorers:
+        click.echo(f"- {verdict_sentence(comparison, sc)}")
+    for note in comparison.notes:
+        click.echo(f"note: {note}")
+    return comparison.scorer(DECIDING_SCORER).verdict() == "better"
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True, help="Where to write the HTML report.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs (default: the demo's tuned setting, 2).")
+@click.option("--steps", "--max-steps", "max_steps", type=click.IntRange(min=1), default=None,
+              help="Stop training after this many optimizer steps (overrides --epochs).")
+@click.option("--retrain", is_flag=True, help="Train a new version even if an identical one exists.")
+@click.option("--base", default=None, hidden=True,
+              help="Use this registered base model instead of pulling SmolLM2 (tests).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Only the first N eval rows (tests).")
+@pass_app
+def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | None, retrain: bool,
+         base: str | None, limit: int | None) -> None:
+    """Run the whole product end to end on the built-in SmolLM2-135M-Instruct.
+
+    \b
+    1. fetch SmolLM2-135M-Instruct for offline use (once);
+    2. evaluate it on the support-tickets eval set, zero-shot and few-shot;
+    3. fine-tune a LoRA adapter on the set's train.jsonl (CPU: under 10 minutes);
+    4. evaluate the fine-tune and compare it with both baselines (95% CIs);
+    5. write report.html and print how to serve and query the new version.
+
+    Re-running reuses the model, cached eval answers and an identical fine-tune.
+    """
+    from gateway.demo import (
+        EVALSET,
+        FEWSHOT_PROMPT,
+        hyperparameters,
+        next_steps,
+        system_prompt,
+    )
+    from gateway.evaluation.compare import compare_runs
+    from gateway.evaluation.evalset import load_evalset
+    from gateway.evaluation.report import write_report
+    from gateway.keys import active_keys_by_hash
+
+    started = time.monotonic()
+    _stage(1, "Base model")
+    base_name = _base_model(app, base)
+    evalset = load_evalset(EVALSET)
+    rows = len(evalset.rows) if limit is None else min(limit, len(evalset.rows))
+    click.echo(f"Eval set {evalset.name}: {rows} of {len(evalset.rows)} tickets, 8 support queues")
+
+    _stage(2, f"Evaluating {base_name} zero-shot and with a {FEWSHOT_PROMPT} prompt")
+    zero_id, few_id = _evaluate(app, evalset, [(base_name, None), (base_name, FEWSHOT_PROMPT)], limit)
+
+    _stage(3, f"Fine-tuning a LoRA adapter on {base_name}")
+    version, train_seconds = _fine_tune(app, evalset, base_name,
+                                        hyperparameters(epochs, max_steps), retrain)
+
+    _stage(4, f"Evaluating {version.ref} and comparing")
+    (tuned_id,) = _evaluate(app, evalset, [(version.ref, None)], limit)
+    vs_zero = compare_runs(app.store, zero_id, tuned_id)
+    vs_few = compare_runs(app.store, few_id, tuned_id)
+    click.echo("")
+    _overview(vs_zero, vs_few)
+    beats_zero = _comparison("Fine-tune (B) against zero-shot (A):", vs_zero)
+    beats_few = _comparison("Fine-tune (B) against few-shot (A):", vs_few)
+    click.echo("")
+    if beats_zero:
+        click.secho(f"Verdict: {version.ref} is significantly better than {base_name} zero-shot.",
+                    fg="green", bold=True)
+    else:
+        click.secho(f"Verdict: {version.ref} is NOT significantly better than {base_name} "
+                    "zero-shot on this data.", fg="yellow", bold=True)
+    if beats_few:
+        click.secho(f"It also significantly beats the {FEWSHOT_PROMPT} prompt.", fg="green")
+    else:
+        click.echo(f"It does not significantly beat the {FEWSHOT_PROMPT} prompt.")
+
+    _stage(5, "Report and next steps")
+    path = write_report(app.store, [zero_id, few_id, tuned_id], output)
+    click.echo(f"Wrote {path.resolve()} (zero-shot, few-shot and fine-tuned runs)")
+    if train_seconds is not None:
+        click.echo(f"Training took {train_seconds:.0f} s; the whole demo {time.monotonic() - started:.0f} s.")
+    click.echo("")
+    system = system_prompt(evalset.rows[0].messages)
+    click.echo(next_steps(app.config, version, system, bool(active_keys_by_hash(app.store))))
+
+
+commands = [demo]

@@ -1,0 +1,305 @@
+"""The "local" serving backend: one base model in memory, many LoRA adapters.
+
+Requests for the base model and for any loaded adapter share one batch (peft's
+mixed-adapter batching); see scheduler.py for the batching and serving_batch.py
+for the decode loop. This module only turns requests into token ids, hands them
+to the worker thread and streams the results back to the event loop. It stays
+free of module-level torch imports so that registering the plugin is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gateway.contracts import (
+    BackendRequestError,
+    BackendUnavailable,
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Generation,
+    ModelTarget,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from gateway_local.scheduler import Scheduler
+
+DEFAULT_MAX_TOKENS = 1024
+
+
+class LocalBackend:
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = (
+        "transformers + peft on this machine: one base model, many LoRA adapters, "
+        "continuous batching with mixed adapters"
+    )
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = dict(settings)
+        self.base = str(settings.get("base") or "")
+        # A registered base carries a local folder; otherwise the name may be a hub id.
+        self.model_path = str(settings.get("base_path") or settings.get("model") or self.base)
+        self.max_batch_size = int(settings.get("max_batch_size", 16))
+        self.max_wait_ms = float(settings.get("max_wait_ms", 10.0))
+        self.max_adapters = int(settings.get("max_adapters", 8))
+        self.dtype = str(settings.get("dtype", "bfloat16"))
+        self.device = settings.get("device")
+        self.threads = settings.get("threads")
+        self.default_max_tokens = int(settings.get("default_max_tokens", DEFAULT_MAX_TOKENS))
+        self.tokenizer: Any = None
+        self.context_length = 0
+        self._scheduler: Scheduler | None = None
+        # Fast tokenizers are not safe to use from two threads at once.
+        self._tokenizer_lock = threading.Lock()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._scheduler is None:
+            self._scheduler = await asyncio.to_thread(self._load)
+
+    def _load(self) -> Scheduler:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from gateway_local.scheduler import Scheduler
+
+        if self.dtype not in ("bfloat16", "float16", "float32"):
+            raise BackendRequestError(
+                f"dtype {self.dtype!r} is not supported: use bfloat16, float16 or float32"
+            )
+        # One core stays free for the event loop (HTTP, tokenising): OpenMP threads that
+        # lose their core to it stall every op of the decode step.
+        torch.set_num_threads(int(self.threads or max(1, (os.cpu_count() or 1) - 1)))
+        device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            model = AutoModelForCausalLM.from_pretrained(
+                self.model_path, dtype=getattr(torch, self.dtype)
+            )
+        except (OSError, ValueError) as exc:
+            raise BackendUnavailable(
+                f"cannot load base model {self.base!r} from {self.model_path}: {exc}"
+            ) from exc
+        model.to(device).eval()
+        config = model.config
+        self.tokenizer = tokenizer
+        self.context_length = int(
+            getattr(config, "max_position_embeddings", 0) or tokenizer.model_max_length
+        )
+        eos_ids = _as_set(getattr(model.generation_config, "eos_token_id", None))
+        eos_ids |= _as_set(tokenizer.eos_token_id)
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = min(eos_ids) if eos_ids else 0
+        scheduler = Scheduler(
+            model,
+            device,
+            eos_ids=eos_ids,
+            pad_id=int(pad_id),
+            max_batch_size=self.max_batch_size,
+            max_wait_ms=self.max_wait_ms,
+            max_adapters=self.max_adapters,
+        )
+        scheduler.start()
+        return scheduler
+
+    async def close(self) -> None:
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            await asyncio.to_thread(scheduler.stop)
+
+    def _running(self) -> Scheduler:
+        if self._scheduler is None:
+            raise BackendUnavailable(f"the local backend for {self.base!r} is not started")
+        return self._scheduler
+
+    # ------------------------------------------------------------ requests
+
+    async def chat(self, request: ChatRequest) -> Generation:
+        return await self._collect(request)
+
+    async def complete(self, request: CompletionRequest) -> Generation:
+        return await self._collect(request)
+
+    async def _collect(self, request: ChatRequest | CompletionRequest) -> Generation:
+        parts: list[str] = []
+        last = Delta(text="")
+        async for delta in self.stream(request):
+            parts.append(delta.text)
+            last = delta
+        return Generation(
+            text="".join(parts),
+            finish_reason=last.finish_reason or "stop",
+            usage=last.usage or Usage(),
+        )
+
+    async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
+        from gateway_local.serving_batch import Sequence
+        from gateway_local.serving_text import IncrementalDecoder
+
+        scheduler = self._running()
+        prompt_ids = self._encode(request)
+        max_new = self._max_new_tokens(len(prompt_ids), request.params.max_tokens)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
+
+        def emit(item: Delta | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the caller's loop is gone: nobody is listening
+                seq.cancelled = True
+
+        target = request.target
+        seq = Sequence(
+            prompt_ids=prompt_ids,
+            params=request.params,
+            max_new_tokens=max_new,
+            emit=emit,
+            decoder=IncrementalDecoder(_LockedTokenizer(self.tokenizer, self._tokenizer_lock)),
+            adapter_key=_adapter_key(target),
+            adapter_path=target.adapter_path,
+        )
+        scheduler.submit(seq)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            # A client that went away stops costing compute at the next step.
+            seq.cancelled = True
+
+    def _encode(self, request: ChatRequest | CompletionRequest) -> list[int]:
+        with self._tokenizer_lock:
+            if isinstance(request, ChatRequest):
+                messages = [_plain_message(m, i) for i, m in enumerate(request.messages)]
+                try:
+                    text = self.tokenizer.apply_chat_template(
+                        messages, add_generation_prompt=True, tokenize=False
+                    )
+                except Exception as exc:  # jinja errors, a tokenizer without a template
+                    raise BackendRequestError(f"cannot apply the chat template: {exc}") from exc
+                ids = self.tokenizer.encode(text, add_special_tokens=False)
+            else:
+                ids = self.tokenizer.encode(request.prompt, add_special_tokens=True)
+        if not ids:
+            raise BackendRequestError("the prompt is empty")
+        return [int(i) for i in ids]
+
+    def _max_new_tokens(self, prompt_len: int, requested: int | None) -> int:
+        room = self.context_length - prompt_len
+        if room <= 0:
+            raise BackendRequestError(
+                f"the prompt has {prompt_len} tokens; this model's maximum context length "
+                f"is {self.context_length} tokens"
+            )
+        if requested is None:
+            return min(room, self.default_max_tokens)
+        if requested < 1:
+            raise BackendRequestError(f"max_tokens must be at least 1, got {requested}")
+        if requested > room:
+            raise BackendRequestError(
+                f"max_tokens {requested} plus the prompt's {prompt_len} tokens exceed this "
+                f"model's maximum context length of {self.context_length} tokens"
+            )
+        return requested
+
+    # ------------------------------------------------------------ adapters, health
+
+    async def load_adapter(self, target: ModelTarget) -> None:
+        key = _adapter_key(target)
+        if key is None or not target.adapter_path:
+            raise BackendRequestError(f"{target.requested!r} has no adapter to load")
+        scheduler = self._running()
+
+        def load() -> None:
+            busy = {s.adapter_key for s in scheduler.batch.rows if s.adapter_key}
+            scheduler.adapters.ensure(key, target.adapter_path or "", busy)
+
+        await asyncio.wrap_future(scheduler.call(load))
+
+    async def unload_adapter(self, target: ModelTarget) -> None:
+        key = _adapter_key(target)
+        scheduler = self._running()
+
+        def unload() -> None:
+            if key is None or key not in scheduler.adapters.loaded:
+                raise BackendRequestError(f"adapter {target.requested!r} is not loaded")
+            if any(s.adapter_key == key for s in scheduler.batch.rows):
+                raise BackendRequestError(
+                    f"adapter {target.requested!r} is serving requests; try again when they finish"
+                )
+            scheduler.adapters.unload(key)
+
+        await asyncio.wrap_future(scheduler.call(unload))
+
+    async def health(self) -> dict[str, Any]:
+        scheduler = self._running()
+        stats = dict(scheduler.stats)
+        steps = stats.pop("row_steps")
+        return {
+            "backend": self.name,
+            "base": self.base,
+            "device": str(scheduler.device),
+            "dtype": self.dtype,
+            "adapters": scheduler.adapters.names(),
+            "max_adapters": scheduler.adapters.max_adapters,
+            "adapter_evictions": scheduler.adapters.evictions,
+            "queue_depth": scheduler.queue_depth(),
+            "active": scheduler.active(),
+            "max_batch_size": scheduler.max_batch_size,
+            "mean_batch_size": round(steps / stats["steps"], 2) if stats["steps"] else 0.0,
+            **stats,
+        }
+
+
+class _LockedTokenizer:
+    """The worker's view of the tokenizer: decode under the shared lock."""
+
+    def __init__(self, tokenizer: Any, lock: threading.Lock) -> None:
+        self._tokenizer = tokenizer
+        self._lock = lock
+
+    def decode(self, ids: list[int], **kwargs: Any) -> str:
+        with self._lock:
+            return str(self._tokenizer.decode(ids, **kwargs))
+
+
+def _adapter_key(target: ModelTarget) -> str | None:
+    if not target.adapter_path:
+        return None
+    return target.adapter_name or target.adapter_path
+
+
+def _plain_message(message: dict[str, Any], index: int) -> dict[str, Any]:
+    """A message with its content as plain text (OpenAI allows a list of text parts)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise BackendRequestError(
+                    f"messages[{index}]: the local backend accepts only text content parts"
+                )
+            texts.append(str(part.get("text", "")))
+        return {**message, "content": "".join(texts)}
+    if content is None:
+        return {**message, "content": ""}
+    return dict(message)
+
+
+def _as_set(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, (list, tuple, set)):
+        return {int(v) for v in value}
+    return {int(value)}

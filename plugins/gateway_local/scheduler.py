@@ -1,0 +1,222 @@
+"""The generation worker: one thread that owns the model and batches requests.
+
+Callers (on the event loop) submit Sequences; the worker gathers them into a
+batch of at most max_batch_size rows, waiting up to max_wait_ms for company
+when it starts a batch from idle, and runs a manual decode loop. Rows stream
+their tokens as they go and leave the batch independently; new arrivals are
+prefilled and join the running batch at the next step (continuous batching).
+Adapter loads and unloads are queued as commands and run between steps, so
+the model never changes under a forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import torch
+
+from gateway.contracts import BackendRequestError, BackendUnavailable
+from gateway_local.serving_adapters import AdapterSet
+from gateway_local.serving_batch import BASE_ADAPTER, Batch, Sequence, sample
+
+T = TypeVar("T")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        model: Any,
+        device: torch.device,
+        *,
+        eos_ids: set[int],
+        pad_id: int,
+        max_batch_size: int = 16,
+        max_wait_ms: float = 10.0,
+        max_adapters: int = 8,
+    ) -> None:
+        self.device = device
+        self.eos_ids = eos_ids
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.adapters = AdapterSet(model, max_adapters)
+        self.batch = Batch(device, pad_id)
+        self._cond = threading.Condition()
+        self._pending: deque[Sequence] = deque()
+        self._commands: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="gateway-local-generate", daemon=True)
+        self.stats = {"requests": 0, "prefills": 0, "steps": 0, "tokens": 0, "row_steps": 0,
+                      "max_rows": 0, "errors": 0}
+
+    # ------------------------------------------------------------ caller side
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, seq: Sequence) -> None:
+        with self._cond:
+            if self._stopping:
+                raise BackendUnavailable("the local backend is shutting down")
+            self._pending.append(seq)
+            self.stats["requests"] += 1
+            self._cond.notify()
+
+    def call(self, fn: Callable[[], T]) -> Future[T]:
+        """Run fn on the worker thread between steps; its result or error lands in the Future."""
+        future: Future[T] = Future()
+        with self._cond:
+            if self._stopping:
+                raise BackendUnavailable("the local backend is shutting down")
+            self._commands.append((fn, future))
+            self._cond.notify()
+        return future
+
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    def active(self) -> int:
+        return len(self.batch)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------ worker side
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                joining = self._next_work()
+                if joining is None:
+                    break
+                try:
+                    if joining:
+                        self._prefill(joining)
+                    elif len(self.batch):
+                        self._step()
+                except Exception as exc:  # a failed forward fails its rows, not the worker
+                    self.stats["errors"] += 1
+                    for seq in self.batch.rows + joining:
+                        if not seq.finished:
+                            seq.finished = True
+                            seq.emit(exc)
+                    self.batch = Batch(self.device, self.batch.pad_id)
+                self.batch.drop_finished()
+        self._shutdown()
+
+    def _next_work(self) -> list[Sequence] | None:
+        """Run queued commands, then pick the sequences that join now (None: stop)."""
+        with self._cond:
+            while not (self._stopping or self._commands or self._pending or len(self.batch)):
+                self._cond.wait()
+            if self._stopping:
+                return None
+            commands = list(self._commands)
+            self._commands.clear()
+        for fn, future in commands:
+            self._run_command(fn, future)
+        if not self._pending or not self.batch.can_join():
+            return []
+        if not len(self.batch):
+            # Starting from idle: give concurrent requests a moment to arrive together.
+            deadline = time.monotonic() + self.max_wait
+            with self._cond:
+                while (len(self._pending) < self.max_batch_size and not self._stopping
+                       and not self._commands and (left := deadline - time.monotonic()) > 0):
+                    self._cond.wait(left)
+        return self._admit()
+
+    def _run_command(self, fn: Callable[[], Any], future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _admit(self) -> list[Sequence]:
+        room = self.max_batch_size - len(self.batch)
+        busy = {s.adapter_key for s in self.batch.rows if s.adapter_key}
+        joining: list[Sequence] = []
+        waiting: deque[Sequence] = deque()
+        with self._cond:
+            candidates, self._pending = self._pending, deque()
+        while candidates:
+            seq = candidates.popleft()
+            if seq.cancelled:
+                continue
+            if len(joining) >= room:
+                waiting.append(seq)
+                continue
+            if seq.adapter_key is None:
+                seq.adapter_name = BASE_ADAPTER
+            elif (name := self.adapters.touch(seq.adapter_key)) is not None:
+                seq.adapter_name = name
+            elif self.adapters.has_room(busy):
+                try:
+                    seq.adapter_name = self.adapters.ensure(
+                        seq.adapter_key, seq.adapter_path or "", busy
+                    )
+                except Exception as exc:  # a bad adapter fails its own requests only
+                    error = exc if isinstance(exc, BackendRequestError) else BackendRequestError(
+                        f"cannot load the adapter at {seq.adapter_path}: {exc}"
+                    )
+                    seq.finished = True
+                    seq.emit(error)
+                    continue
+            else:
+                # Every adapter slot serves a running row: wait for one to finish.
+                waiting.append(seq)
+                continue
+            if seq.adapter_key:
+                busy.add(seq.adapter_key)
+            seq.make_generator(self.device)
+            joining.append(seq)
+        with self._cond:
+            waiting.extend(self._pending)
+            self._pending = waiting
+        return joining
+
+    def _prefill(self, seqs: list[Sequence]) -> None:
+        logits = self.batch.add(self.adapters, seqs)
+        self.stats["prefills"] += 1
+        self._accept(seqs, logits)
+
+    def _step(self) -> None:
+        logits = self.batch.step(self.adapters)
+        rows = len(self.batch)
+        self.stats["steps"] += 1
+        self.stats["row_steps"] += rows
+        self.stats["max_rows"] = max(self.stats["max_rows"], rows)
+        self._accept(self.batch.rows, logits)
+
+    def _accept(self, seqs: list[Sequence], logits: torch.Tensor) -> None:
+        tokens = sample(logits, seqs)
+        self.batch.set_next(seqs, tokens)
+        self.stats["tokens"] += len(tokens)
+        for seq, token in zip(seqs, tokens, strict=True):
+            if not seq.cancelled:
+                seq.accept(token, self.eos_ids)
+
+    def _shutdown(self) -> None:
+        gone = BackendUnavailable("the local backend was closed")
+        with self._cond:
+            left = list(self._pending) + self.batch.rows
+            self._pending.clear()
+            commands = list(self._commands)
+            self._commands.clear()
+        for seq in left:
+            if not seq.finished:
+                seq.finished = True
+                seq.emit(gone)
+        for _, future in commands:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(gone)

@@ -1,0 +1,281 @@
+"""Serving throughput of the local backend, through the HTTP endpoint, against baselines.
+
+The load: SmolLM2-135M-Instruct with 4 LoRA adapters (made here with peft, random
+B), 16 concurrent clients, each sending --requests chat requests for the
+adapters in turn (greedy, max_tokens 64). Throughput counts completion tokens
+from each response's usage, so early stops are counted honestly.
+
+  (a) `gateway serve` with the local backend (its own GATEWAY_HOME; the base
+      registered as a model, the adapters as model versions);
+  (b) benchmarks/naive_server.py: one request at a time, set_adapter + generate();
+  (c) vLLM's CPU build with the same adapters (--lora-modules), only when a vLLM
+      python is given with --vllm-python or $VLLM_PYTHON.
+
+Targets: (a)/(b) >= 4, (a)/(c) >= 1.5. Both servers get the same torch thread
+count (--threads, default: cores - 1, the local backend's own default).
+
+Run: python benchmarks/serve_throughput.py [--model DIR] [--vllm-python PY]
+         [--clients 16] [--requests 1] [--max-tokens 64] [--skip-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BASE = "smollm2-135m"
+TARGET_NAIVE = 4.0
+TARGET_VLLM = 1.5
+CACHE = Path(os.environ.get("GATEWAY_BENCH_CACHE", Path.home() / ".cache" / "gateway-bench"))
+PROMPTS = [
+    "Write a short story about a lighthouse keeper.",
+    "Explain how a bicycle works.",
+    "List some facts about the moon.",
+    "Describe a busy market in the morning.",
+    "What makes a good cup of tea?",
+    "Tell me about the history of paper.",
+    "How do bees make honey?",
+    "Describe the water cycle.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_model(model: str | None) -> Path:
+    """The given folder, or SmolLM2-135M-Instruct converted once into the cache."""
+    if model:
+        return Path(model).expanduser().resolve()
+    from gateway_local.convert import download_smollm2_gguf, gguf_to_hf
+
+    dest = CACHE / "smollm2-135m"
+    if not (dest / "config.json").exists():
+        print(f"converting SmolLM2-135M-Instruct into {dest} ...", flush=True)
+        gguf_to_hf(download_smollm2_gguf(CACHE), dest)
+    return dest
+
+
+def make_adapters(model: Path, dest: Path, count: int) -> dict[str, Path]:
+    """LoRA r=8 on all linear layers with random B, saved with peft."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapters = {}
+    for i in range(count):
+        path = dest / f"bench-a{i}"
+        torch.manual_seed(100 + i)
+        peft_model = get_peft_model(
+            AutoModelForCausalLM.from_pretrained(model),
+            LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"),
+        )
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.01)
+        peft_model.save_pretrained(path)
+        adapters[path.name] = path
+    return adapters
+
+
+def wait_healthy(url: str, alive: Any, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not alive():
+            raise SystemExit(f"{url} exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} not healthy after {timeout:.0f}s (log: {log})")
+        time.sleep(0.5)
+
+
+def stop(proc: Any) -> None:
+    if hasattr(proc, "alive"):  # vLLM's process wrapper: ends its whole process group
+        asyncio.run(proc.stop())
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: int
+                   ) -> tuple[str, subprocess.Popen[bytes], list[str]]:
+    from gateway.registry import BaseModel, add_base_model, create_version
+    from gateway.store import Store
+
+    home = work / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'[backends."{BASE}"]\nbackend = "local"\nmax_batch_size = 16\n'
+        f"max_wait_ms = 20\nthreads = {threads}\n"
+    )
+    store = Store(home / "gateway.duckdb")
+    add_base_model(store, BaseModel(name=BASE, source="path", path=str(model)))
+    names = [
+        create_version(store, base=BASE, name=name, kind="local", artifact_uri=str(path)).ref
+        for name, path in adapters.items()
+    ]
+    env = {**os.environ, "GATEWAY_HOME": str(home)}
+    env.pop("GATEWAY_CONFIG", None)
+    port = free_port()
+    proc = spawn([sys.executable, "-c", "from gateway.cli import main; main()", "serve",
+                  "--host", "127.0.0.1", "--port", str(port)], env, work / "gateway.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, lambda: proc.poll() is None, 180, work / "gateway.log")
+    return url, proc, names
+
+
+def launch_naive(model: Path, adapters: dict[str, Path], work: Path, threads: int
+                 ) -> tuple[str, subprocess.Popen[bytes], list[str]]:
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).with_name("naive_server.py")), "--model",
+               str(model), "--served-model-name", BASE, "--port", str(port),
+               "--threads", str(threads)]
+    for name, path in adapters.items():
+        command += ["--adapter", f"{name}={path}"]
+    proc = spawn(command, dict(os.environ), work / "naive.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, lambda: proc.poll() is None, 180, work / "naive.log")
+    return url, proc, list(adapters)
+
+
+def launch_vllm(python: str, model: Path, adapters: dict[str, Path], work: Path
+                ) -> tuple[str, Any, list[str]]:
+    from gateway_vllm.launcher import VllmProcess, server_command, server_env
+
+    port = free_port()
+    modules = [f"{name}={path}" for name, path in adapters.items()]
+    command = server_command(python=python, model=str(model), served_name=BASE,
+                             host="127.0.0.1", port=port, max_lora_rank=8,
+                             max_loras=len(adapters),
+                             args=["--max-model-len", "2048", "--lora-modules", *modules])
+    process = VllmProcess(command, server_env({}, model_is_local=True), work / "vllm.log")
+    process.spawn()
+    url = f"http://127.0.0.1:{port}"
+    print(f"launching vLLM on {url} (log: {work / 'vllm.log'}) ...", flush=True)
+    wait_healthy(url, process.alive, 900, work / "vllm.log")
+    return url, process, list(adapters)
+
+
+async def one(client: httpx.AsyncClient, url: str, model: str, prompt: str,
+              max_tokens: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = await client.post(f"{url}/v1/chat/completions", json={
+        "model": model, "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens, "temperature": 0,
+    })
+    if response.status_code != 200:
+        raise SystemExit(f"{url}: HTTP {response.status_code}: {response.text[:500]}")
+    return time.perf_counter() - started, int(response.json()["usage"]["completion_tokens"])
+
+
+async def load(url: str, models: list[str], clients: int, requests: int,
+               max_tokens: int) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=1800) as client:
+        # Warm-up: every adapter loaded once, outside the measurement.
+        await asyncio.gather(*(one(client, url, m, PROMPTS[0], 4) for m in models))
+
+        async def client_loop(i: int) -> list[tuple[float, int]]:
+            return [await one(client, url, models[(i + r) % len(models)],
+                              PROMPTS[(i + r) % len(PROMPTS)], max_tokens)
+                    for r in range(requests)]
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client_loop(i) for i in range(clients)))
+        wall = time.perf_counter() - started
+    done = [item for per_client in results for item in per_client]
+    latencies = sorted(lat for lat, _ in done)
+    tokens = sum(n for _, n in done)
+    return {
+        "tok_s": tokens / wall,
+        "p50": statistics.median(latencies),
+        "p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+        "tokens": tokens,
+        "wall": wall,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="HF folder (default: SmolLM2-135M-Instruct, converted)")
+    parser.add_argument("--vllm-python", default=os.environ.get("VLLM_PYTHON"))
+    parser.add_argument("--adapters", type=int, default=4)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=1, help="requests per client")
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1))
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args()
+
+    model = ensure_model(args.model)
+    rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        work = Path(tmp)
+        adapters = make_adapters(model, work / "adapters", args.adapters)
+        launchers: list[tuple[str, Any]] = [
+            ("gateway (local backend)", lambda: launch_gateway(model, adapters, work, args.threads)),
+        ]
+        if not args.skip_naive:
+            launchers.append(("naive (one at a time)",
+                              lambda: launch_naive(model, adapters, work, args.threads)))
+        if args.vllm_python:
+            launchers.append(("vLLM CPU", lambda: launch_vllm(args.vllm_python, model, adapters, work)))
+        else:
+            print("vLLM: skipped (no --vllm-python and no $VLLM_PYTHON)", flush=True)
+        for label, launch in launchers:
+            url, proc, models = launch()
+            try:
+                print(f"{label}: running {args.clients} clients x {args.requests} ...", flush=True)
+                rows[label] = asyncio.run(
+                    load(url, models, args.clients, args.requests, args.max_tokens))
+            finally:
+                stop(proc)
+
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; load average "
+          f"{os.getloadavg()[0]:.1f}; model {model.name}; {args.adapters} adapters; "
+          f"{args.clients} clients x {args.requests} requests x {args.max_tokens} tokens")
+    print(f"{'server':<26}{'tok/s':>9}{'p50 s':>9}{'p95 s':>9}{'tokens':>9}")
+    for label, row in rows.items():
+        print(f"{label:<26}{row['tok_s']:>9.1f}{row['p50']:>9.2f}{row['p95']:>9.2f}"
+              f"{int(row['tokens']):>9}")
+    ours = rows["gateway (local backend)"]["tok_s"]
+    for label, target in (("naive (one at a time)", TARGET_NAIVE), ("vLLM CPU", TARGET_VLLM)):
+        if label in rows:
+            ratio = ours / rows[label]["tok_s"]
+            verdict = "meets" if ratio >= target else "misses"
+            print(f"ratio gateway / {label}: {ratio:.2f} ({verdict} the target {target})")
+    print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

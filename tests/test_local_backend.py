@@ -43,14 +43,16 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def make_adapter(base_dir: Path, dest: Path, seed: int) -> Path:
-    """A LoRA adapter on every linear layer, with random B so that it changes outputs."""
+def make_adapter(base_dir: Path, dest: Path, seed: int, rank: int = 8, alpha: int = 16,
+                 modules: str | list[str] = "all-linear") -> Path:
+    """A LoRA adapter (every linear layer by default), with random B so that it changes outputs."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=modules)
+    peft_model = get_peft_model(model, config)
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.2)
@@ -347,6 +349,70 @@ def test_load_and_unload_adapter(
     # After the last adapter is gone the base still answers as the base, and a1 reloads on use.
     assert base_text == reference.complete(None, PROMPTS[0], 12)
     assert tuned_text == reference.complete(adapters["a1"], PROMPTS[0], 12)
+
+
+def test_batched_lora_matches_peft_for_mixed_ranks(
+    tiny_model_dir: Path, tmp_path: Path, reference: Reference
+) -> None:
+    """3 adapters (ranks 8, 4 and 16; the first on attention only) and the base in one batch."""
+    from gateway_local.serving_adapters import BASE_ADAPTER, AdapterSet
+    from gateway_local.serving_batch import Batch, Sequence
+    from transformers import AutoModelForCausalLM
+
+    made = [
+        # First, so that slot 0 is missing from the MLP layers' tables.
+        make_adapter(tiny_model_dir, tmp_path / "r8", 12, rank=8, alpha=8,
+                     modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+        make_adapter(tiny_model_dir, tmp_path / "r4", 11, rank=4, alpha=12),
+        make_adapter(tiny_model_dir, tmp_path / "r16", 13, rank=16, alpha=32),
+    ]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    adapter_set = AdapterSet(model, max_adapters=4)
+    names = {path: adapter_set.ensure(str(path), str(path), set()) for path in made}
+    choices: list[Path | None] = [None, made[0], made[1], made[2], made[1], None, made[2]]
+
+    def run_batch() -> tuple[list[list[int]], Any, Any]:
+        prompts = [list(reference.tokenizer.encode(PROMPTS[i % 4] + " ok" * i))
+                   for i in range(len(choices))]
+        seqs = [Sequence(prompt_ids=ids, params=greedy(6), max_new_tokens=6, emit=lambda d: None,
+                         decoder=IncrementalDecoder(reference.tokenizer),
+                         adapter_name=names[c] if c else BASE_ADAPTER)
+                for ids, c in zip(prompts, choices, strict=True)]
+        batch = Batch(torch.device("cpu"), 0)
+        with torch.inference_mode():
+            ours = batch.add(adapter_set, seqs)
+            # peft's own mixed-adapter forward on the same padded batch, for the logits.
+            adapter_set.lora.deactivate()
+            width = max(len(ids) for ids in prompts)
+            ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+            peft_logits = adapter_set.model(
+                input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                adapter_names=[s.adapter_name for s in seqs],
+            ).logits[:, -1, :]
+            tokens = [[t] for t in ours.argmax(-1).tolist()]
+            batch.set_next(seqs, [t[0] for t in tokens])
+            for _ in range(5):
+                step = batch.step(adapter_set).argmax(-1).tolist()
+                for row, token in zip(tokens, step, strict=True):
+                    row.append(token)
+                batch.set_next(seqs, step)
+        want = [reference.generate(c, p, 6) for c, p in zip(choices, prompts, strict=True)]
+        got = [str(reference.tokenizer.decode(t, skip_special_tokens=True,
+                                              clean_up_tokenization_spaces=False)) for t in tokens]
+        assert got == want
+        return tokens, ours, peft_logits
+
+    tokens, ours, peft_logits = run_batch()
+    torch.testing.assert_close(ours, peft_logits, rtol=1e-4, atol=1e-4)
+    assert len({tuple(t) for t in tokens}) >= 4  # the adapters really differ
+    # Unloading the middle slot and loading another rebuilds the tables in the new order.
+    adapter_set.unload(str(made[1]))
+    again = make_adapter(tiny_model_dir, tmp_path / "r8b", 14, rank=8, alpha=16)
+    names[again] = adapter_set.ensure(str(again), str(again), set())
+    choices = [again if c == made[1] else c for c in choices]
+    tokens, ours, peft_logits = run_batch()
+    torch.testing.assert_close(ours, peft_logits, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_adapter_path_names_the_path(

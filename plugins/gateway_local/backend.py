@@ -1,7 +1,7 @@
 """The "local" serving backend: one base model in memory, many LoRA adapters.
 
-Requests for the base model and for any loaded adapter share one batch (peft's
-mixed-adapter batching); see scheduler.py for the batching and serving_batch.py
+Requests for the base model and for any loaded adapter share one batch (batched
+LoRA, serving_lora.py); see scheduler.py for the batching and serving_batch.py
 for the decode loop. This module only turns requests into token ids, hands them
 to the worker thread and streams the results back to the event loop. It stays
 free of module-level torch imports so that registering the plugin is cheap.
@@ -74,7 +74,9 @@ class LocalBackend:
                 f"dtype {self.dtype!r} is not supported: use bfloat16, float16 or float32"
             )
         # One core stays free for the event loop (HTTP, tokenising): OpenMP threads that
-        # lose their core to it stall every op of the decode step.
+        # lose their core to it stall every op of the decode step. Measured on 2 cores
+        # with other load: 2 threads gave a 9 s median decode step (batch 16, SmolLM2)
+        # against 0.11 s with 1, so more threads than free cores is never the default.
         torch.set_num_threads(int(self.threads or max(1, (os.cpu_count() or 1) - 1)))
         device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         try:

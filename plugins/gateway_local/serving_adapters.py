@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import BackendRequestError
+from gateway_local.serving_lora import BatchedLora
 
 MIXABLE_PEFT_TYPES = {"LORA"}
 BASE_ADAPTER = "__base__"
@@ -43,14 +44,19 @@ class AdapterSet:
         # The per-row adapter names of the forward pass under way (empty: plain path).
         self._row_adapters: list[str] = []
         self._hooked: set[int] = set()
+        # Mixed batches of plain LoRA adapters take the batched path; others peft's own.
+        self.lora = BatchedLora()
+        self._batched = False
 
     def prepare(self, rows: list[str]) -> Any:
         """The model to call for a forward pass whose rows use these adapters.
 
         Rows that all share one adapter take peft's plain path (it rounds exactly
-        as generate() does); anything else takes peft's mixed-adapter path, the
-        adapter names reaching each LoRA layer through hooks set once per layer
-        rather than re-registered by PeftModel.forward on every step.
+        as generate() does). Other batches take the batched LoRA path (serving_lora.py:
+        two matmuls per layer whatever the number of adapters; base-only batches skip
+        LoRA entirely), or, for adapters it does not cover (DoRA and other variants),
+        peft's mixed-adapter path, the adapter names reaching each LoRA layer through
+        hooks set once per layer rather than re-registered by PeftModel.forward.
         """
         from peft import PeftModel
 
@@ -59,9 +65,13 @@ class AdapterSet:
             return self.model
         first = rows[0]
         if first != BASE_ADAPTER and all(a == first for a in rows):
+            self.lora.deactivate()
             if self.model.active_adapter != first:
                 self.model.set_adapter(first, inference_mode=True)
+        elif self._batched:
+            self.lora.activate(self.model, rows, BASE_ADAPTER)
         else:
+            self.lora.deactivate()
             self._row_adapters.extend(rows)
         return self.model.base_model.model
 
@@ -118,15 +128,20 @@ class AdapterSet:
         self.paths.pop(key, None)
         if name is None:
             return False
+        self.lora.deactivate()
+        self.lora.invalidate()
         if self.loaded:
             with warnings.catch_warnings():
                 # peft warns when the deleted adapter was the "active" one; batches name theirs.
                 warnings.simplefilter("ignore", UserWarning)
                 self.model.delete_adapter(name)
+            self._batched = self.lora.supports(self.model)
         else:
             # peft cannot run with zero adapters: go back to the plain base model.
             self.model = self.model.unload()
             self._hooked.clear()
+            self.lora.reset()
+            self._batched = False
             if "peft_config" in vars(self.model):
                 del self.model.peft_config
         return True
@@ -148,6 +163,8 @@ class AdapterSet:
             )
         from peft import PeftModel
 
+        self.lora.deactivate()
+        self.lora.invalidate()
         try:
             if isinstance(self.model, PeftModel):
                 self.model.load_adapter(str(folder), adapter_name=name)
@@ -158,6 +175,7 @@ class AdapterSet:
             raise BackendRequestError(f"cannot load the adapter at {path}: {exc}") from exc
         self.model.eval()
         self._hook_layers()
+        self._batched = self.lora.supports(self.model)
 
     def _forget_partial(self, name: str) -> None:
         """Remove what a failed load left in the model's layers, so serving goes on."""

@@ -18,7 +18,10 @@ GEN_DOCS = ROOT / "scripts" / "gen_docs.py"
 
 # Top-level commands README.md must show as `gateway <command>`. Only these are
 # checked for now; add each command here once the README covers it.
-README_COMMANDS = ["demo", "plugins", "db"]
+README_COMMANDS = [
+    "compare", "data", "db", "demo", "eval", "evalsets", "jobs", "keys", "models", "plugins",
+    "regress", "report", "runs", "serve", "train",
+]
 
 
 def gen_docs() -> ModuleType:
@@ -94,6 +97,10 @@ def test_schema_lists_every_migration_and_table() -> None:
     con.close()
     for table in tables:
         assert f"\n### {table}\n" in text
+
+
+def test_readme_command_list_is_complete() -> None:
+    assert sorted(README_COMMANDS) == sorted(builtin_commands())
 
 
 @pytest.mark.parametrize("command", README_COMMANDS)

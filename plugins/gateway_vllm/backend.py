@@ -10,13 +10,15 @@ the Router):
 - max_lora_rank: vLLM's --max-lora-rank; launched servers default to the
   smallest vLLM value that covers the base's registered adapters;
 - max_loras (4): adapters in one batch; restart (true): restart a dead vLLM;
-- request_timeout (600 s), api_key (attach mode), check_adapter_base (true).
+- request_timeout (600 s), api_key_env (attach mode: the NAME of the environment variable
+  holding vLLM's API key; secrets never live in the config), check_adapter_base (true).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -121,8 +123,12 @@ class VllmBackend:
 
     async def start(self) -> None:
         headers = {}
-        if self.settings.get("api_key"):
-            headers["Authorization"] = f"Bearer {self.settings['api_key']}"
+        key_env = self.settings.get("api_key_env")
+        if key_env:
+            key = os.environ.get(str(key_env))
+            if not key:
+                raise ConfigError(f'[backends."{self.base}"]: api_key_env names {key_env}, which is not set')
+            headers["Authorization"] = f"Bearer {key}"
         # One client for every request: keep-alive connections to vLLM, and a pool
         # larger than any batch vLLM will run.
         self._client = httpx.AsyncClient(

@@ -298,13 +298,9 @@ def compare_runs(
             if r["binary"]:  # a pass rate cannot leave [0, 1]
                 ia, ib = stats.clamp(ia, 0.0, 1.0), stats.clamp(ib, 0.0, 1.0)
             idiff = stats.clustered_from_sums(n, r["mean_d"], g, cl["rss_d"])
-        elif r["binary"]:
-            ia = stats.wilson_interval(round(r["mean_a"] * n), n)
-            ib = stats.wilson_interval(round(r["mean_b"] * n), n)
-            idiff = stats.interval_from_moments(n, r["mean_d"], r["var_d"], method="paired-t")
         else:
-            ia = stats.interval_from_moments(n, r["mean_a"], r["var_a"])
-            ib = stats.interval_from_moments(n, r["mean_b"], r["var_b"])
+            ia = stats.run_mean_interval(n, r["mean_a"], r["var_a"], bool(r["binary"]))
+            ib = stats.run_mean_interval(n, r["mean_b"], r["var_b"], bool(r["binary"]))
             idiff = stats.interval_from_moments(n, r["mean_d"], r["var_d"], method="paired-t")
         sc = ScorerComparison(
             scorer=r["scorer"], kind="score", n=n, a=ia, b=ib, diff=idiff,

@@ -45,12 +45,7 @@ def _run_scores(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         n = int(r["n"])
-        if not n:
-            ci = None
-        elif r["binary"]:  # a pass rate: Wilson, which stays inside [0, 1]
-            ci = stats.wilson_interval(round(r["mean"] * n), n)
-        else:
-            ci = stats.interval_from_moments(n, r["mean"], r["var"])
+        ci = stats.run_mean_interval(n, r["mean"], r["var"], bool(r["binary"])) if n else None
         out[r["scorer"]] = {"mean_ci": ci.as_dict() if ci else None, "corpus": r["corpus"]}
     return out
 

@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 from gateway.evaluation.prompts import display_name
-from gateway.evaluation.stats import interval_from_moments
+from gateway.evaluation.stats import run_mean_interval
 from gateway.store import Store
 from gateway.util import utcnow
 
 _SUMMARY = """
 SELECT scorer, count(*) AS n, avg(value) AS mean, var_samp(value) AS variance,
+       bool_and(value IN (0, 1)) AS binary,
        avg(CASE WHEN passed THEN 1.0 WHEN NOT passed THEN 0.0 END) AS pass_rate
 FROM eval_scores WHERE run_id = ? AND sample_id <> '*' GROUP BY scorer ORDER BY scorer
 """
@@ -58,10 +59,10 @@ def run_details(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def scorer_summary(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """Per scorer: n, mean and its 95% t interval, pass rate; corpus-level scores too."""
+    """Per scorer: n, mean and its 95% interval (Wilson for pass rates), pass rate; corpus-level too."""
     out: list[dict[str, Any]] = []
     for row in store.query(_SUMMARY, [run_id]):
-        ci = interval_from_moments(int(row["n"]), float(row["mean"]), row["variance"])
+        ci = run_mean_interval(int(row["n"]), float(row["mean"]), row["variance"], bool(row["binary"]))
         out.append({"scorer": row["scorer"], "n": row["n"], "mean": row["mean"],
                     "ci_low": ci.low, "ci_high": ci.high, "pass_rate": row["pass_rate"],
                     "level": "sample"})

@@ -176,6 +176,13 @@ def interval_from_moments(
     return Interval(mean, se, mean - half, mean + half, n, df, method)
 
 
+def run_mean_interval(n: int, mean: float, variance: float | None, binary: bool) -> Interval:
+    """One run's mean with its 95% interval: Wilson for a pass rate (all 0/1), else t."""
+    if binary and n:
+        return wilson_interval(round(mean * n), n)
+    return interval_from_moments(n, mean, variance)
+
+
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     """The Wilson score interval for a proportion successes/n."""
     if n < 1:

@@ -193,7 +193,10 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> I
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     se = math.sqrt(p * (1 - p) / n)
-    return Interval(p, se, max(0.0, centre - half), min(1.0, centre + half), n, None, "wilson")
+    # Exact bounds at the edges: 0/n and n/n must not show floating-point residue.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(p, se, low, high, n, None, "wilson")
 
 
 def clamp(interval: Interval, lo: float, hi: float) -> Interval:

@@ -14,7 +14,8 @@ import pytest
 
 from gateway import hookimpl
 from gateway.config import load_config
-from gateway.jobs import create_job, get_job, job_checkpoints, job_events, prepare_resume, run_job
+from gateway.job_records import get_job, job_checkpoints, job_events
+from gateway.jobs import create_job, prepare_resume, run_job
 from gateway.jobs_worker import spawn
 from gateway.registry import BaseModel, ModelVersion, add_base_model
 from gateway.store import Store

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.config import load_config
-from gateway.jobs import create_job, job_events, run_job
+from gateway.job_records import job_events
+from gateway.jobs import create_job, run_job
 from gateway.registry import BaseModel, add_base_model, get_version
 from gateway.store import Store
 

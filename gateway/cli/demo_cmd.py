@@ -67,7 +67,8 @@ def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, A
     from gateway.cli.train_cmd import run_in_foreground
     from gateway.demo import TRAINER, VERSION_NAME, resolved_hyperparameters, reusable_version
     from gateway.errors import GatewayError
-    from gateway.jobs import create_job, get_job
+    from gateway.job_records import get_job
+    from gateway.jobs import create_job
     from gateway.registry import get_version
     from gateway.util import sha256_file
 

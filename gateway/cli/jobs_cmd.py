@@ -22,7 +22,7 @@ def jobs() -> None:
 @pass_app
 def list_cmd(app: AppContext, limit: int | None, fmt: str) -> None:
     """List jobs, newest first. A running job whose process died says so."""
-    from gateway.jobs import list_jobs
+    from gateway.job_records import list_jobs
 
     rows = [
         {
@@ -42,7 +42,7 @@ def show(app: AppContext, job_id: str, fmt: str) -> None:
     """One job: its settings, status, last metrics and checkpoints."""
     from dataclasses import asdict
 
-    from gateway.jobs import get_job, job_checkpoints, job_events
+    from gateway.job_records import get_job, job_checkpoints, job_events
 
     job = get_job(app.store, job_id)
     record: dict[str, Any] = asdict(job)
@@ -64,7 +64,7 @@ def show(app: AppContext, job_id: str, fmt: str) -> None:
 @pass_app
 def events(app: AppContext, job_id: str, fmt: str) -> None:
     """A job's events in order: status changes, metrics, checkpoints, messages."""
-    from gateway.jobs import job_events
+    from gateway.job_records import job_events
 
     echo_rows(job_events(app.store, job_id), ["seq", "created", "type", "step", "message", "data"], fmt)
 

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servers import free_port, spawn, stop, wait_healthy  # benchmarks/servers.py
 
 BASE = "smollm2-135m"
 TARGET_NAIVE = 4.0
@@ -50,12 +50,6 @@ PROMPTS = [
     "How do bees make honey?",
     "Describe the water cycle.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_model(model: str | None) -> Path:
@@ -91,39 +85,6 @@ def make_adapters(model: Path, dest: Path, count: int) -> dict[str, Path]:
         peft_model.save_pretrained(path)
         adapters[path.name] = path
     return adapters
-
-
-def wait_healthy(url: str, alive: Any, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if not alive():
-            raise SystemExit(f"{url} exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not healthy after {timeout:.0f}s (log: {log})")
-        time.sleep(0.5)
-
-
-def stop(proc: Any) -> None:
-    if hasattr(proc, "alive"):  # vLLM's process wrapper: ends its whole process group
-        asyncio.run(proc.stop())
-        return
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: int

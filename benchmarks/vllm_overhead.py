@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from servers import free_port, spawn, stop, wait_healthy  # benchmarks/servers.py
 
 TARGET_RATIO = 0.97
 TARGET_ADDED_MS = 2.0
@@ -59,37 +59,6 @@ PROMPTS = [
     "How does a train run on tracks?",
     "Write a poem about autumn leaves.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, alive: Any, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if not alive():
-            raise SystemExit(f"the server for {url} exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not healthy after {timeout:.0f}s")
-        time.sleep(0.5)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def launch_vllm(python: str, model: Path, work: Path) -> tuple[str, Any]:
@@ -121,12 +90,8 @@ def launch_gateway(vllm_url: str, model: Path, work: Path) -> tuple[str, subproc
     env = {**os.environ, "GATEWAY_HOME": str(home)}
     env.pop("GATEWAY_CONFIG", None)
     log = work / "gateway.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from gateway.cli import main; main()", "serve",
-             "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+    proc = spawn([sys.executable, "-c", "from gateway.cli import main; main()", "serve",
+                  "--host", "127.0.0.1", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, lambda: proc.poll() is None, 120, log)
     return url, proc

@@ -7,6 +7,9 @@ base its adapter_config.json names.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -67,7 +70,11 @@ async def _registry_adapter(state: ServerState, name: str) -> ModelTarget:
     return target
 
 
-async def load_lora_adapter(request: Request) -> Response:
+AdapterAction = Callable[[ServerState, Call, str, dict[str, Any]], Awaitable[None]]
+
+
+async def _manage_adapter(request: Request, act: AdapterAction, done: str) -> Response:
+    """What both adapter routes share: the admin key, the request log, OpenAI errors."""
     state = server_state(request)
     call = Call(state, request.url.path)
     try:
@@ -75,43 +82,44 @@ async def load_lora_adapter(request: Request) -> Response:
         call.row.key_id = key.id if key else None
         body = await read_json(request)
         name = call.row.model = call.row.adapter = _lora_name(body)
-        raw_path = body.get("lora_path")
-        if raw_path is None:
-            target = await _registry_adapter(state, name)
-        else:
-            target = await _path_target(state, name, raw_path)
-        call.metric_model = name
-        call.row.backend = state.router.backend_name(target)
-        backend = await state.router.backend_for(target)
-        await backend.load_adapter(target)
-        if raw_path is not None:
-            state.router.runtime_targets[name] = target
-            state.resolver.forget(name)
+        await act(state, call, name, body)
     except Exception as exc:
         error = as_api_error(exc)
         call.finish(error.status, error.message)
         return error.response()
     call.finish(200)
-    return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+    return PlainTextResponse(f"Success: LoRA adapter '{name}' {done} successfully.")
+
+
+async def _load(state: ServerState, call: Call, name: str, body: dict[str, Any]) -> None:
+    raw_path = body.get("lora_path")
+    if raw_path is None:
+        target = await _registry_adapter(state, name)
+    else:
+        target = await _path_target(state, name, raw_path)
+    # Named in metrics only once it resolved, so unknown names cannot grow the label set.
+    call.metric_model = name
+    call.row.backend = state.router.backend_name(target)
+    backend = await state.router.backend_for(target)
+    await backend.load_adapter(target)
+    if raw_path is not None:
+        state.router.runtime_targets[name] = target
+        state.resolver.forget(name)
+
+
+async def _unload(state: ServerState, call: Call, name: str, body: dict[str, Any]) -> None:
+    target = state.router.runtime_targets.get(name) or await _registry_adapter(state, name)
+    call.metric_model = name
+    call.row.backend = state.router.backend_name(target)
+    backend = await state.router.backend_for(target)
+    await backend.unload_adapter(target)
+    if state.router.runtime_targets.pop(name, None) is not None:
+        state.resolver.forget(name)
+
+
+async def load_lora_adapter(request: Request) -> Response:
+    return await _manage_adapter(request, _load, "added")
 
 
 async def unload_lora_adapter(request: Request) -> Response:
-    state = server_state(request)
-    call = Call(state, request.url.path)
-    try:
-        key = await state.keys.check(request, "admin")
-        call.row.key_id = key.id if key else None
-        name = call.row.model = call.row.adapter = _lora_name(await read_json(request))
-        target = state.router.runtime_targets.get(name) or await _registry_adapter(state, name)
-        call.metric_model = name
-        call.row.backend = state.router.backend_name(target)
-        backend = await state.router.backend_for(target)
-        await backend.unload_adapter(target)
-        if state.router.runtime_targets.pop(name, None) is not None:
-            state.resolver.forget(name)
-    except Exception as exc:
-        error = as_api_error(exc)
-        call.finish(error.status, error.message)
-        return error.response()
-    call.finish(200)
-    return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
+    return await _manage_adapter(request, _unload, "removed")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,29 +38,12 @@ from gateway.contracts import (
 from gateway.errors import ConfigError
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
-from gateway_vllm.launcher import VllmProcess, server_command, server_env
+from gateway_vllm.launcher import VllmProcess, free_port, port_is_free, server_command, server_env
 
 VLLM_DEFAULT_RANK = 16  # vLLM's own --max-lora-rank default, assumed in attach mode
 WATCH_INTERVAL_S = 0.5
 ATTACH_PROBE_S = 5.0
 MAX_BACKOFF_S = 30.0
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like the server will: connections in TIME_WAIT do not block the port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _check_settings(base: str, settings: dict[str, Any]) -> None:

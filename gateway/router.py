@@ -22,9 +22,11 @@ HOSTED_BACKEND = "hosted"
 
 
 class Router:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, *, serving: bool = False) -> None:
         self.config = config
         self.store = store
+        # True under `gateway serve`: backends then leave a core to the HTTP server.
+        self.serving = serving
         self._backends: dict[tuple[str, str], Backend] = {}
         self._lock = asyncio.Lock()
         # Adapters loaded at runtime by name (POST /v1/load_lora_adapter with a path).
@@ -52,6 +54,7 @@ class Router:
         settings.setdefault("home", str(self.config.home))
         settings.setdefault("adapter_roots", [str(p) for p in self.config.allowed_adapter_roots()])
         settings.setdefault("providers", self.config.providers)
+        settings["serving"] = self.serving
         return settings
 
     async def backend_for(self, target: ModelTarget) -> Backend:

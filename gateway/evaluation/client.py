@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from gateway.router import Router
 
 API_KEY_ENV = "GATEWAY_API_KEY"
+# What a backend's health report says about how it computes; it changes answers.
+RUNTIME_KEYS = ("device", "dtype", "threads")
 DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
@@ -63,6 +65,10 @@ class ModelClient:
     async def chat(self, messages: list[dict[str, Any]], params: GenerationParams) -> Generation:
         raise NotImplementedError
 
+    async def runtime(self) -> dict[str, Any]:
+        """How the model runs (device, dtype, threads) where this process can know it."""
+        return {}
+
     async def close(self) -> None:
         return None
 
@@ -86,6 +92,18 @@ class RouterClient(ModelClient):
     async def chat(self, messages: list[dict[str, Any]], params: GenerationParams) -> Generation:
         backend = await self.router.backend_for(self.target)
         return await backend.chat(ChatRequest(target=self.target, messages=messages, params=params))
+
+    async def runtime(self) -> dict[str, Any]:
+        """The started backend's device, dtype and threads, from its health report.
+
+        A backend that cannot report yields a marker instead, so answers it gives
+        later are never mistaken for answers of a known dtype in the cache."""
+        try:
+            backend = await self.router.backend_for(self.target)
+            report = await backend.health()
+        except Exception as exc:
+            return {"runtime": f"unknown ({type(exc).__name__})"}
+        return {k: report[k] for k in RUNTIME_KEYS if k in report}
 
     async def close(self) -> None:
         if self.owns_router:

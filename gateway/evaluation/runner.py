@@ -52,11 +52,12 @@ class Scorer:
     corpus_level: bool
 
 
-def environment(backend: str) -> dict[str, Any]:
+def environment(backend: str, runtime: dict[str, Any]) -> dict[str, Any]:
+    """Where a run ran: versions, platform, the backend and its device, dtype and threads."""
     from gateway import __version__
 
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "gateway": __version__, "backend": backend}
+            "gateway": __version__, "backend": backend, **runtime}
 
 
 def evaluator_kwargs(cls: Any, spec: ScorerSpec, evalset: EvalSet,
@@ -93,8 +94,10 @@ class EvalRun:
 
     def __init__(self, store: Store, run_id: str, client: ModelClient, variant: PromptVariant,
                  params: GenerationParams, scorers: list[Scorer], *, concurrency: int,
-                 use_cache: bool, retries: int, backoff: float) -> None:
+                 use_cache: bool, retries: int, backoff: float,
+                 runtime: dict[str, Any] | None = None) -> None:
         self.store = store
+        self.runtime = runtime or {}
         self.run_id = run_id
         self.client = client
         self.variant = variant
@@ -129,7 +132,8 @@ class EvalRun:
         done = self.done_ids()
         todo = [r for r in rows if r.id not in done]
         prompts = [self.variant.apply(r.messages) for r in todo]
-        keys = [cache_key(self.client.identity, self.client.endpoint, m, self.params) for m in prompts]
+        keys = [cache_key(self.client.identity, self.client.endpoint, m, self.params, self.runtime)
+                for m in prompts]
         hits = self.cached(keys)
         bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=label, unit="sample",
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
@@ -280,11 +284,14 @@ async def run_eval(
     chat = EvaluatorChat(other_model, client, loop, retries=retries, backoff=backoff)
     try:
         scorers = build_scorers(evalset, chat)
+        runtime = await client.runtime()
         identity = {
             "evalset_sha256": evalset.sha256, "model": model, "version": client.version_id,
             "variant": [variant.spec, variant.fingerprint()], "endpoint": endpoint,
             "generation": params.__dict__, "limit": limit,
             "scorers": [[s.id, s.name, s.options] for s in evalset.scorers],
+            # A float32 run never resumes a bfloat16 one.
+            "runtime": runtime,
         }
         resume_key = sha256_text(json.dumps(identity, sort_keys=True, default=str))
         run_id = _find_resumable(store, resume_key) if resume else None
@@ -301,12 +308,12 @@ async def run_eval(
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, evalset.name, evalset.sha256, model, client.version_id, variant.spec,
                  endpoint, json.dumps(settings, default=str),
-                 json.dumps(environment(client.backend)), "running", len(rows), utcnow()],
+                 json.dumps(environment(client.backend, runtime)), "running", len(rows), utcnow()],
             )
         else:
             _set_status(store, run_id, "running")
         work = EvalRun(store, run_id, client, variant, params, scorers, concurrency=concurrency,
-                       use_cache=cache, retries=retries, backoff=backoff)
+                       use_cache=cache, retries=retries, backoff=backoff, runtime=runtime)
         try:
             await work.run(rows, progress, display_name(model, variant.spec))
             work.score_corpus(rows)

@@ -40,10 +40,14 @@ class Result:
 
 
 def cache_key(identity: str, endpoint: str | None, messages: list[dict[str, Any]],
-              params: GenerationParams) -> str:
-    """The response cache key: model identity, endpoint, messages and generation params."""
-    payload = {"model": identity, "endpoint": endpoint, "messages": messages,
-               "params": params.__dict__}
+              params: GenerationParams, runtime: dict[str, Any] | None = None) -> str:
+    """The response cache key: model identity, endpoint, messages, generation params
+    and, where known, the runtime (dtype, threads): a bf16 answer is never reused
+    for a float32 run."""
+    payload: dict[str, Any] = {"model": identity, "endpoint": endpoint, "messages": messages,
+                               "params": params.__dict__}
+    if runtime:
+        payload["runtime"] = runtime
     return sha256_text(json.dumps(payload, sort_keys=True, default=str))
 
 

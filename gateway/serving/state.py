@@ -37,7 +37,7 @@ class ServerState:
         # Separate Store objects: each serialises its own connections, so a
         # log write waiting on a locked file never queues up the reads.
         reads = Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT)
-        router = Router(config, reads)
+        router = Router(config, reads, serving=True)
         return cls(
             config=config,
             store=reads,

@@ -10,7 +10,7 @@ free of module-level torch imports so that registering the plugin is cheap.
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +24,14 @@ from gateway.contracts import (
     Generation,
     ModelTarget,
     Usage,
+)
+from gateway.hardware import (
+    AUTO,
+    default_threads,
+    dtype_reason,
+    read_capabilities,
+    resolve_dtype,
+    threads_reason,
 )
 
 if TYPE_CHECKING:
@@ -47,9 +55,15 @@ class LocalBackend:
         self.max_batch_size = int(settings.get("max_batch_size", 16))
         self.max_wait_ms = float(settings.get("max_wait_ms", 10.0))
         self.max_adapters = int(settings.get("max_adapters", 8))
-        self.dtype = str(settings.get("dtype", "bfloat16"))
+        # "auto" (the default) becomes a concrete dtype at start(), from the hardware.
+        self.configured_dtype = str(settings.get("dtype", AUTO))
+        self.dtype = self.configured_dtype
+        self.dtype_reason = ""
         self.device = settings.get("device")
-        self.threads = settings.get("threads")
+        self.configured_threads = settings.get("threads")
+        # Serving over HTTP keeps a core for the event loop; a batch command uses all.
+        self.serving = bool(settings.get("serving", False))
+        self.threads = 0
         self.default_max_tokens = int(settings.get("default_max_tokens", DEFAULT_MAX_TOKENS))
         self.tokenizer: Any = None
         self.context_length = 0
@@ -69,16 +83,19 @@ class LocalBackend:
 
         from gateway_local.scheduler import Scheduler
 
-        if self.dtype not in ("bfloat16", "float16", "float32"):
-            raise BackendRequestError(
-                f"dtype {self.dtype!r} is not supported: use bfloat16, float16 or float32"
-            )
-        # One core stays free for the event loop (HTTP, tokenising): OpenMP threads that
-        # lose their core to it stall every op of the decode step. Measured on 2 cores
-        # with other load: 2 threads gave a 9 s median decode step (batch 16, SmolLM2)
-        # against 0.11 s with 1, so more threads than free cores is never the default.
-        torch.set_num_threads(int(self.threads or max(1, (os.cpu_count() or 1) - 1)))
-        device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        caps = read_capabilities(torch)
+        device = torch.device(self.device or ("cuda" if caps.cuda else "cpu"))
+        try:
+            self.dtype = resolve_dtype(self.configured_dtype, caps, device.type)
+        except ValueError as exc:
+            raise BackendRequestError(str(exc)) from exc
+        self.dtype_reason = dtype_reason(caps, self.configured_dtype)
+        self.threads = int(self.configured_threads or default_threads(self.serving))
+        torch.set_num_threads(self.threads)
+        print(f"local backend for {self.base}: device {device}, dtype {self.dtype} "
+              f"({self.dtype_reason}), {self.threads} threads "
+              f"({'set in the config' if self.configured_threads else threads_reason(self.serving)})",
+              file=sys.stderr, flush=True)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_path)
             model = AutoModelForCausalLM.from_pretrained(
@@ -253,6 +270,8 @@ class LocalBackend:
             "base": self.base,
             "device": str(scheduler.device),
             "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
+            "threads": self.threads,
             "adapters": scheduler.adapters.names(),
             "max_adapters": scheduler.adapters.max_adapters,
             "adapter_evictions": scheduler.adapters.evictions,

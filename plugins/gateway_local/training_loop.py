@@ -10,7 +10,6 @@ an uninterrupted one would.
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import time
@@ -22,27 +21,36 @@ import torch
 
 from gateway.contracts import JobControl, TrainingEvent, TrainingResult, TrainingSpec
 from gateway.errors import GatewayError
+from gateway.hardware import choose_dtype, read_capabilities, usable_cores
 from gateway_local.training_data import IGNORE, Dataset, Example, collate, load_dataset, pack
 
 STATE_FILE = "trainer_state.pt"
 
 
 def pick_device() -> tuple[torch.device, torch.dtype | None]:
-    """CUDA with bf16 autocast when there is a GPU; fp32 on the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
+    """The device and its autocast dtype.
+
+    On a GPU, the serving rule (gateway.hardware): bf16 where the GPU supports
+    it, else float16 (with loss scaling). On the CPU, float32 with no autocast
+    and all cores: measured, LoRA steps gain nothing from bf16 autocast there.
+    """
+    caps = read_capabilities(torch)
+    if caps.cuda:
+        return torch.device("cuda"), getattr(torch, choose_dtype(caps, "cuda"))
     # All the cores this process may use (torch defaults to physical cores only).
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(usable_cores())
     return torch.device("cpu"), None
 
 
-def load_model(model_path: str, hp: dict[str, Any], device: torch.device) -> Any:
+def load_model(model_path: str, hp: dict[str, Any], device: torch.device,
+               autocast_dtype: torch.dtype | None = None) -> Any:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32
-    )
+    # bf16 weights under bf16 autocast; float32 master weights for float16 (the
+    # grad scaler needs them) and on the CPU.
+    weights = torch.bfloat16 if autocast_dtype == torch.bfloat16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=weights)
     model.config.use_cache = False
     targets = hp["target_modules"]
     lora = LoraConfig(
@@ -153,6 +161,7 @@ def train(
     from transformers import AutoTokenizer
 
     device, autocast_dtype = pick_device()
+    compute = str(autocast_dtype or torch.float32).removeprefix("torch.")
     torch.manual_seed(hp["seed"])
     random.seed(hp["seed"])
     model_path = spec.base_path or spec.base
@@ -164,15 +173,19 @@ def train(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     yield TrainingEvent(
         type="message",
-        message=f"{len(data.examples)} examples, {data.tokens} tokens in {len(rows)} rows on {device.type}"
+        message=f"{len(data.examples)} examples, {data.tokens} tokens in {len(rows)} rows on {device.type} "
+        f"({compute}, {torch.get_num_threads()} threads)"
         + (f"; {data.truncated} truncated to {hp['max_seq_len']} tokens" if data.truncated else "")
         + (f"; {data.dropped} dropped (no assistant tokens left)" if data.dropped else ""),
         data={"examples": len(data.examples), "tokens": data.tokens, "rows": len(rows),
-              "truncated": data.truncated, "dropped": data.dropped, "device": device.type},
+              "truncated": data.truncated, "dropped": data.dropped, "device": device.type,
+              "dtype": compute, "threads": torch.get_num_threads()},
     )
 
-    model = load_model(model_path, hp, device)
+    model = load_model(model_path, hp, device, autocast_dtype)
     model.train()
+    # float16 gradients underflow without loss scaling; a no-op for every other dtype.
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=hp["learning_rate"], weight_decay=hp["weight_decay"])
     schedule = Schedule(len(rows), hp["batch_size"], hp["grad_accum"], hp["seed"])
@@ -213,11 +226,13 @@ def train(
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                 enabled=autocast_dtype is not None):
                 loss, _ = loss_sum(model, batch, device)
-            (loss / max(labelled, 1)).backward()
+            scaler.scale(loss / max(labelled, 1)).backward()
             step_loss += float(loss.detach())
         if hp["max_grad_norm"]:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(trainable, hp["max_grad_norm"])
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         step_tokens = sum(b["tokens"] for b in batches)
         progress["step"] += 1
@@ -244,7 +259,7 @@ def train(
         "train_loss": progress["loss"], "steps": progress["step"], "trained_tokens": progress["tokens"],
         "epochs": progress["step"] / schedule.steps_per_epoch, "train_runtime_s": progress["runtime"],
         "tokens_per_second": progress["tokens"] / max(progress["runtime"], 1e-9),
-        "examples": len(data.examples), "device": device.type,
+        "examples": len(data.examples), "device": device.type, "dtype": compute,
     }
     if spec.validation_file is not None:
         valid = load_dataset(tokenizer, spec.validation_file, hp["max_seq_len"])

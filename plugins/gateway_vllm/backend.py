@@ -9,6 +9,9 @@ the Router):
   env, startup_timeout (600 s): how to launch vLLM;
 - max_lora_rank: vLLM's --max-lora-rank; launched servers default to the
   smallest vLLM value that covers the base's registered adapters;
+- dtype ("auto"): vLLM's --dtype; auto picks what the hardware runs natively, as
+  vLLM's own torch reports it (the local backend's rule: bf16 only with native
+  support, else float32 on a CPU), unless args already carry --dtype;
 - max_loras (4): adapters in one batch; restart (true): restart a dead vLLM;
 - request_timeout (600 s), api_key_env (attach mode: the NAME of the environment variable
   holding vLLM's API key; secrets never live in the config), check_adapter_base (true).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,9 +40,17 @@ from gateway.contracts import (
     ModelTarget,
 )
 from gateway.errors import ConfigError
+from gateway.hardware import AUTO, choose_dtype, probe_capabilities
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
-from gateway_vllm.launcher import VllmProcess, free_port, port_is_free, server_command, server_env
+from gateway_vllm.launcher import (
+    VllmProcess,
+    free_port,
+    has_flag,
+    port_is_free,
+    server_command,
+    server_env,
+)
 
 VLLM_DEFAULT_RANK = 16  # vLLM's own --max-lora-rank default, assumed in attach mode
 WATCH_INTERVAL_S = 0.5
@@ -59,6 +71,24 @@ def _check_settings(base: str, settings: dict[str, Any]) -> None:
     for key in ("startup_timeout", "request_timeout"):
         if not isinstance(settings.get(key, 0), (int, float)):
             raise ConfigError(f"{table}: {key} must be a number of seconds, got {settings[key]!r}")
+
+
+def _native_dtype(python: str) -> str:
+    """The auto dtype for the torch that vLLM's interpreter runs."""
+    try:
+        caps = probe_capabilities(python)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise BackendUnavailable(f"cannot read the hardware report from {python}: {exc}") from exc
+    return choose_dtype(caps)
+
+
+def _flag_value(args: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    return None
 
 
 def _transport_error(base: str, exc: Exception) -> BackendUnavailable:
@@ -89,6 +119,10 @@ class VllmBackend:
         self.request_timeout = float(settings.get("request_timeout", 600.0))
         self.url = str(self.attach_url).rstrip("/") if self.attach_url else ""
         self.max_rank = int(settings.get("max_lora_rank") or 0)
+        # "auto": the dtype the hardware runs natively, as vLLM's own torch reports
+        # it, so that vLLM and the local backend compute in the same dtype.
+        self.configured_dtype = str(settings.get("dtype", AUTO))
+        self.dtype: str | None = None if self.configured_dtype == AUTO else self.configured_dtype
         self.identities: set[str] = {self.base}
         self.restarts = 0
         self.process: VllmProcess | None = None
@@ -159,8 +193,13 @@ class VllmBackend:
         self.url = f"http://{self.host}:{port}"
         model = str(self.base_path or self.settings.get("model") or self.base)
         args = [str(a) for a in self.settings.get("args", [])]
+        python = str(self.settings.get("python") or sys.executable)
+        if has_flag(args, "--dtype"):
+            self.dtype = _flag_value(args, "--dtype")
+        elif self.dtype is None:
+            self.dtype = await asyncio.to_thread(_native_dtype, python)
         command = server_command(
-            python=str(self.settings.get("python") or sys.executable),
+            python=python,
             model=model,
             served_name=self.served_name,
             host=self.host,
@@ -168,6 +207,7 @@ class VllmBackend:
             max_lora_rank=self.max_rank,
             max_loras=self.max_loras,
             args=args,
+            dtype=self.dtype,
         )
         env = server_env(dict(self.settings.get("env", {})), Path(model).is_dir())
         home = Path(str(self.home)) if self.home else Path.cwd()
@@ -398,5 +438,6 @@ class VllmBackend:
             "pid": self.process.pid if self.process else None,
             "restarts": self.restarts,
             "max_lora_rank": self.max_rank,
+            "dtype": self.dtype,
             "adapters": sorted(self._loaded),
         }

@@ -55,7 +55,7 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _has_flag(args: list[str], flag: str) -> bool:
+def has_flag(args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
@@ -69,17 +69,21 @@ def server_command(
     max_lora_rank: int,
     max_loras: int,
     args: list[str],
+    dtype: str | None = None,
 ) -> list[str]:
     """The vLLM command line. Flags given in `args` win over the derived ones."""
     command = [python, "-m", SERVER_MODULE, "--model", model, "--served-model-name", served_name,
                "--host", host, "--port", str(port)]
-    if not _has_flag(args, "--enable-lora"):
+    if not has_flag(args, "--enable-lora"):
         command.append("--enable-lora")
-    if not _has_flag(args, "--max-lora-rank"):
+    if not has_flag(args, "--max-lora-rank"):
         command += ["--max-lora-rank", str(max_lora_rank)]
-    if not _has_flag(args, "--max-loras"):
+    if not has_flag(args, "--max-loras"):
         command += ["--max-loras", str(max_loras)]
+    if dtype and not has_flag(args, "--dtype"):
+        command += ["--dtype", dtype]
     return command + args
+
 
 
 def server_env(extra: dict[str, str], model_is_local: bool) -> dict[str, str]:

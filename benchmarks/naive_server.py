@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="Hugging Face model folder")
     parser.add_argument("--served-model-name", default="base")
     parser.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="float32", help="the compute dtype (serve_throughput.py passes its own)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

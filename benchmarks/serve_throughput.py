@@ -11,8 +11,10 @@ from each response's usage, so early stops are counted honestly.
   (c) vLLM's CPU build with the same adapters (--lora-modules), only when a vLLM
       python is given with --vllm-python or $VLLM_PYTHON.
 
-Targets: (a)/(b) >= 4, (a)/(c) >= 1.5. Both servers get the same torch thread
-count (--threads, default: cores - 1, the local backend's own default).
+Targets: (a)/(b) >= 4, (a)/(c) >= 1.5. Every server computes in the same dtype
+(--dtype, default: the gateway's hardware rule, bf16 only where the CPU runs it
+natively, else float32; vLLM gets it as --dtype) and gets the same torch thread
+count (--threads, default: the local backend's serving default, cores - 1).
 
 Run: python benchmarks/serve_throughput.py [--model DIR] [--vllm-python PY]
          [--clients 16] [--requests 1] [--max-tokens 64] [--skip-naive]
@@ -24,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from typing import Any
 
 import httpx
 from servers import free_port, spawn, stop, wait_healthy  # benchmarks/servers.py
+
+from gateway.hardware import DTYPES, choose_dtype, cpu_summary, default_threads, read_capabilities
 
 BASE = "smollm2-135m"
 TARGET_NAIVE = 4.0
@@ -87,7 +90,7 @@ def make_adapters(model: Path, dest: Path, count: int) -> dict[str, Path]:
     return adapters
 
 
-def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: int
+def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: int, dtype: str
                    ) -> tuple[str, subprocess.Popen[bytes], list[str]]:
     from gateway.registry import BaseModel, add_base_model, create_version
     from gateway.store import Store
@@ -96,7 +99,7 @@ def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: 
     home.mkdir()
     (home / "config.toml").write_text(
         f'[backends."{BASE}"]\nbackend = "local"\nmax_batch_size = 16\n'
-        f"max_wait_ms = 20\nthreads = {threads}\n"
+        f'max_wait_ms = 20\nthreads = {threads}\ndtype = "{dtype}"\n'
     )
     store = Store(home / "gateway.duckdb")
     add_base_model(store, BaseModel(name=BASE, source="path", path=str(model)))
@@ -114,12 +117,12 @@ def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: 
     return url, proc, names
 
 
-def launch_naive(model: Path, adapters: dict[str, Path], work: Path, threads: int
+def launch_naive(model: Path, adapters: dict[str, Path], work: Path, threads: int, dtype: str
                  ) -> tuple[str, subprocess.Popen[bytes], list[str]]:
     port = free_port()
     command = [sys.executable, str(Path(__file__).with_name("naive_server.py")), "--model",
                str(model), "--served-model-name", BASE, "--port", str(port),
-               "--threads", str(threads)]
+               "--threads", str(threads), "--dtype", dtype]
     for name, path in adapters.items():
         command += ["--adapter", f"{name}={path}"]
     proc = spawn(command, dict(os.environ), work / "naive.log")
@@ -128,7 +131,7 @@ def launch_naive(model: Path, adapters: dict[str, Path], work: Path, threads: in
     return url, proc, list(adapters)
 
 
-def launch_vllm(python: str, model: Path, adapters: dict[str, Path], work: Path
+def launch_vllm(python: str, model: Path, adapters: dict[str, Path], work: Path, dtype: str
                 ) -> tuple[str, Any, list[str]]:
     from gateway_vllm.launcher import VllmProcess, server_command, server_env
 
@@ -136,7 +139,7 @@ def launch_vllm(python: str, model: Path, adapters: dict[str, Path], work: Path
     modules = [f"{name}={path}" for name, path in adapters.items()]
     command = server_command(python=python, model=str(model), served_name=BASE,
                              host="127.0.0.1", port=port, max_lora_rank=8,
-                             max_loras=len(adapters),
+                             max_loras=len(adapters), dtype=dtype,
                              args=["--max-model-len", "2048", "--lora-modules", *modules])
     process = VllmProcess(command, server_env({}, model_is_local=True), work / "vllm.log")
     process.spawn()
@@ -193,9 +196,18 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=1, help="requests per client")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1))
+    parser.add_argument("--threads", type=int, default=default_threads(serving=True))
+    parser.add_argument("--dtype", choices=DTYPES, default=None,
+                        help="every server's dtype (default: the gateway's hardware rule)")
     parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args()
+    import torch
+
+    caps = read_capabilities(torch)
+    dtype = args.dtype or choose_dtype(caps)
+    print(f"cpu: {cpu_summary()}; torch reports {caps.describe()}", flush=True)
+    print(f"every server: dtype {dtype} ({'--dtype' if args.dtype else 'auto'}), "
+          f"{args.threads} torch threads", flush=True)
 
     model = ensure_model(args.model)
     rows: dict[str, dict[str, float]] = {}
@@ -203,13 +215,13 @@ def main() -> int:
         work = Path(tmp)
         adapters = make_adapters(model, work / "adapters", args.adapters)
         launchers: list[tuple[str, Any]] = [
-            ("gateway (local backend)", lambda: launch_gateway(model, adapters, work, args.threads)),
+            ("gateway (local backend)", lambda: launch_gateway(model, adapters, work, args.threads, dtype)),
         ]
         if not args.skip_naive:
             launchers.append(("naive (one at a time)",
-                              lambda: launch_naive(model, adapters, work, args.threads)))
+                              lambda: launch_naive(model, adapters, work, args.threads, dtype)))
         if args.vllm_python:
-            launchers.append(("vLLM CPU", lambda: launch_vllm(args.vllm_python, model, adapters, work)))
+            launchers.append(("vLLM CPU", lambda: launch_vllm(args.vllm_python, model, adapters, work, dtype)))
         else:
             print("vLLM: skipped (no --vllm-python and no $VLLM_PYTHON)", flush=True)
         for label, launch in launchers:
@@ -221,8 +233,8 @@ def main() -> int:
             finally:
                 stop(proc)
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores; load average "
-          f"{os.getloadavg()[0]:.1f}; model {model.name}; {args.adapters} adapters; "
+    print(f"\nmachine: {cpu_summary()}; load average {os.getloadavg()[0]:.1f}; "
+          f"dtype {dtype}, {args.threads} threads; model {model.name}; {args.adapters} adapters; "
           f"{args.clients} clients x {args.requests} requests x {args.max_tokens} tokens")
     print(f"{'server':<26}{'tok/s':>9}{'p50 s':>9}{'p95 s':>9}{'tokens':>9}")
     for label, row in rows.items():

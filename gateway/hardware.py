@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DTYPES = ("bfloat16", "float16", "float32")
@@ -59,20 +60,19 @@ class Capabilities:
 
 def _report(torch: Any) -> dict[str, Any]:
     """Read torch's capability report; `torch` is the torch module (or a stand-in)."""
-    def ask(obj: Any, name: str) -> Any:
-        fn = getattr(obj, name, None)
+    def ask(question: Any) -> Any:
         try:
-            return fn() if callable(fn) else None
-        except Exception:  # a report that cannot be read counts as "not supported"
+            return question()
+        except Exception:  # a report that is missing or fails counts as "not supported"
             return None
 
-    cuda = bool(ask(torch.cuda, "is_available"))
+    cuda = bool(ask(lambda: torch.cuda.is_available()))
     return {
         "cuda": cuda,
-        "cuda_bf16": bool(cuda and ask(torch.cuda, "is_bf16_supported")),
-        "cpu_avx512_bf16": bool(ask(torch.cpu, "_is_avx512_bf16_supported")),
-        "cpu_amx": bool(ask(torch.cpu, "_is_amx_tile_supported")),
-        "cpu_capability": str(ask(torch.backends.cpu, "get_cpu_capability") or ""),
+        "cuda_bf16": bool(cuda and ask(lambda: torch.cuda.is_bf16_supported())),
+        "cpu_avx512_bf16": bool(ask(lambda: torch.cpu._is_avx512_bf16_supported())),
+        "cpu_amx": bool(ask(lambda: torch.cpu._is_amx_tile_supported())),
+        "cpu_capability": str(ask(lambda: torch.backends.cpu.get_cpu_capability()) or ""),
     }
 
 
@@ -141,3 +141,30 @@ def resolve_dtype(configured: str, caps: Capabilities, device: str = "auto") -> 
     if configured not in DTYPES:
         raise ValueError(f"dtype {configured!r} is not supported: use auto, {', '.join(DTYPES)}")
     return configured
+
+
+# Flags that decide CPU speed for these models, in the order they are shown.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
+def cpu_summary() -> str:
+    """The CPU model, usable cores and the flags that matter, from /proc/cpuinfo."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set[str]()
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+    shown = [f for f in CPU_FLAGS if f in flags]
+    missing = [f for f in ("avx512_bf16", "amx_bf16") if f not in flags]
+    text_flags = " ".join(shown) if shown else "flags unknown"
+    if flags and missing == ["avx512_bf16", "amx_bf16"]:
+        text_flags += " (no native bf16)"
+    return f"{model}, {usable_cores()} cores, {text_flags}"

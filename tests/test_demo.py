@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.config import load_config
-from gateway.demo import SQL_EXAMPLE, VERSION_NAME
+from gateway.demo import FEWSHOT_PROMPT, SQL_EXAMPLE, VERSION_NAME
 from gateway.store import Store
 
 QUICK = ("--base", "tiny", "--limit", "8", "--max-steps", "5")
@@ -50,7 +50,7 @@ def test_demo_runs_the_whole_chain(
         "WHERE evalset = 'support-tickets' ORDER BY created"
     )
     assert [(r["model"], r["prompt_variant"]) for r in runs] == [
-        ("tiny", None), ("tiny", "fewshot:5"), (f"{VERSION_NAME}@v1", None),
+        ("tiny", None), ("tiny", FEWSHOT_PROMPT), (f"{VERSION_NAME}@v1", None),
     ]
     assert all(r["status"] == "completed" and r["sample_count"] == 8 for r in runs)
     samples = store.query("SELECT run_id, count(*) AS n FROM eval_samples GROUP BY run_id")
@@ -80,7 +80,15 @@ def test_demo_runs_the_whole_chain(
     assert "Fine-tune (B) against zero-shot (A)" in out
     assert "Fine-tune (B) against few-shot (A)" in out
     assert "accuracy (95% CI)" in out and "B − A (95% CI)" in out
-    assert "Verdict:" in out and "fewshot:5 prompt" in out
+    assert "Verdict:" in out and f"{FEWSHOT_PROMPT} prompt" in out
+
+    # Each step's wall time, the total, and the machine, dtype and threads it ran with.
+    assert "Wall time per step:" in out
+    assert re.search(r"^\s+[\d.]+ s  \[3/5\] Fine-tuning", out, re.M)
+    assert re.search(r"^\s+[\d.]+ s  total, start to finish$", out, re.M)
+    machine = out.rsplit("Machine: ", 1)[1]
+    assert re.search(r"evals on the local backend, device cpu, dtype \w+, threads \d+", machine)
+    assert re.search(r"training on cpu, float32, \d+ threads", machine)
 
     # Next steps: serve, curl, the openai SDK, the DuckDB file and a SQL query.
     assert "gateway serve" in out
@@ -96,7 +104,7 @@ def test_demo_runs_the_whole_chain(
     assert sql.exit_code == 0, sql.output
     found = json.loads(sql.output)
     assert {(r["model"], r["prompt_variant"]) for r in found} == {
-        ("tiny", None), ("tiny", "fewshot:5"), (f"{VERSION_NAME}@v1", None)}
+        ("tiny", None), ("tiny", FEWSHOT_PROMPT), (f"{VERSION_NAME}@v1", None)}
     assert all(r["n"] == 8 and 0 <= r["accuracy"] <= 1 for r in found)
 
     # A re-run reuses the fine-tune and the cached answers; the report goes to ./report.html.

@@ -260,6 +260,7 @@ def train(
         "epochs": progress["step"] / schedule.steps_per_epoch, "train_runtime_s": progress["runtime"],
         "tokens_per_second": progress["tokens"] / max(progress["runtime"], 1e-9),
         "examples": len(data.examples), "device": device.type, "dtype": compute,
+        "threads": torch.get_num_threads(),
     }
     if spec.validation_file is not None:
         valid = load_dataset(tokenizer, spec.validation_file, hp["max_seq_len"])

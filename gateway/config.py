@@ -76,7 +76,7 @@ class Config:
     def jobs_dir(self) -> Path:
         return self.home / "jobs"
 
-    def backend_for(self, base: str) -> BackendConfig:
+    def backend_config(self, base: str) -> BackendConfig:
         """The backend configured for `base`, or the default backend."""
         return self.backends.get(base) or BackendConfig(base=base, backend=self.default_backend)
 

@@ -14,8 +14,9 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
+from gateway.contracts import TokenCounter
 from gateway.errors import GatewayError, ValidationError
 
 ROLES = ("system", "user", "assistant")
@@ -25,15 +26,6 @@ UNSUPPORTED_MESSAGE_KEYS = ("tool_calls", "function_call")
 UNSUPPORTED_EXAMPLE_KEYS = ("tools", "functions")
 
 Problem = tuple[int | None, str]
-
-
-@runtime_checkable
-class TokenCounter(Protocol):
-    """Counts the tokens one example takes after the model's chat template."""
-
-    context_length: int | None
-
-    def count(self, messages: Sequence[dict[str, Any]]) -> int: ...
 
 
 @dataclass

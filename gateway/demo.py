@@ -69,8 +69,7 @@ def resolved_hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
     """The settings as the trainer will store them (defaults filled in)."""
     from gateway.plugins import get_trainer
 
-    resolve = getattr(get_trainer(TRAINER), "resolve_hyperparameters", None)
-    return dict(resolve(params)) if resolve is not None else dict(params)
+    return get_trainer(TRAINER)().resolve_hyperparameters(params)
 
 
 def reusable_version(

@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
     import click
 
-    from gateway.contracts import Backend, Evaluator, Trainer
-    from gateway.data import TokenCounter
-    from gateway.registry import ModelVersion
+    from gateway.contracts import Backend, Evaluator, ModelInfo, ModelVersion, TokenCounter, Trainer
 
 hookspec = pluggy.HookspecMarker("gateway")
 hookimpl = pluggy.HookimplMarker("gateway")
@@ -42,7 +40,9 @@ def register_backends(register: Callable[[type[Backend]], None]) -> None:
 
     Call `register(BackendClass)` once per backend. The class has a unique
     `name`, the name the configuration uses to pick the backend for a base
-    model, and is built with that configuration's settings dict.
+    model, and is built as `Backend(settings, context)`: the user's settings
+    table and a BackendContext (base model, home, adapter roots, a read-only
+    view of the versions on that base). Subclass BaseBackend for the defaults.
     """
 
 
@@ -66,12 +66,13 @@ def register_commands(cli: click.Group) -> None:
 
 @hookspec
 def model_version_created(version: ModelVersion, context: dict[str, Any]) -> None:
-    """React to a new model version, right after it is stored.
+    """React to a new model version, once the job that made it has succeeded.
 
-    `context` carries what the caller knows: "config" (the Config), and for
-    versions made by `gateway train`, "evalsets" (the names given with
-    --eval). Use it to run regression evals or to notify a channel. An
-    exception here is reported but never undoes the version.
+    The host fires it after the job is marked succeeded. `context` carries
+    "job_id" and, for versions made by `gateway train`, "evalsets" (the names
+    given with --eval; the core runs those itself). Use it to notify a channel
+    or to start other work. An exception here is reported but never undoes
+    the version.
     """
 
 
@@ -85,10 +86,10 @@ def register_builtin_models(register: Callable[[str, str], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> dict[str, Any] | None:
+def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> ModelInfo | None:
     """Fetch the built-in model `name` into the folder `dest` as a Hugging Face folder.
 
-    Return its metadata ("architecture", "context_length", "parameters"), or
+    Return its ModelInfo (architecture, context length, parameters), or
     None when this plugin does not know `name`. The first plugin that answers
     wins. Report long steps with `progress("...")`. Raise a GatewayError on
     failure and leave no half-written `dest` behind.
@@ -96,22 +97,21 @@ def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> dict[s
 
 
 @hookspec(firstresult=True)
-def import_gguf(gguf_path: Path, dest: Path, progress: Callable[[str], None]) -> dict[str, Any] | None:
+def import_gguf(gguf_path: Path, dest: Path, progress: Callable[[str], None]) -> ModelInfo | None:
     """Convert the GGUF checkpoint `gguf_path` into a safetensors folder at `dest`.
 
-    Return the new folder's metadata ("architecture", "context_length",
-    "parameters"), or None when this plugin cannot convert GGUF files. The
-    first plugin that answers wins. Raise a GatewayError for a broken file.
+    Return the new folder's ModelInfo, or None when this plugin cannot
+    convert GGUF files. The first plugin that answers wins. Raise a
+    GatewayError for a broken file.
     """
 
 
 @hookspec(firstresult=True)
-def describe_model(path: Path) -> dict[str, Any] | None:
+def describe_model(path: Path) -> ModelInfo | None:
     """Read a local model folder's metadata for `gateway models add --path`.
 
-    Return "architecture", "context_length" and "parameters" (any may be
-    None), or None when this plugin does not understand the folder. The
-    first plugin that answers wins.
+    Return its ModelInfo (any field may be None), or None when this plugin
+    does not understand the folder. The first plugin that answers wins.
     """
 
 

@@ -62,10 +62,11 @@ def create_job(
     from gateway.registry import validate_name
 
     trainer_cls = get_trainer(trainer)
-    params = dict(hyperparameters or {})
-    resolve = getattr(trainer_cls, "resolve_hyperparameters", None)
-    if resolve is not None:
-        params = resolve(params)
+    params = trainer_cls().resolve_hyperparameters(dict(hyperparameters or {}))
+    if evalsets:
+        from gateway.evaluation.autoeval import check_evaluators
+
+        check_evaluators(evalsets)  # before any training: a missing scorer plugin fails now
     if suffix is not None:
         validate_name(suffix, "suffix")
     for path in (training_file, validation_file):
@@ -96,7 +97,8 @@ def create_job(
             ],
         )
         con.execute(
-            "INSERT INTO job_events VALUES (?, 0, ?, 'status', ?, NULL, '{}')",
+            "INSERT INTO job_events (job_id, seq, created, type, message, step, data) "
+            "VALUES (?, 0, ?, 'status', ?, NULL, '{}')",
             [job.id, job.created, f"created job {job.id}; validating files"],
         )
     return job
@@ -137,12 +139,14 @@ class EventLog:
                 ).fetchone()
                 first = int(row[0]) if row else 0
                 con.executemany(
-                    "INSERT INTO job_events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO job_events (job_id, seq, created, type, message, step, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [[e[0], first + i, *e[1:]] for i, e in enumerate(self.events)],
                 )
             if self.checkpoints:
                 con.executemany(
-                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)", self.checkpoints
+                    "INSERT OR REPLACE INTO checkpoints (job_id, step, path, metrics, created) "
+                    "VALUES (?, ?, ?, ?, ?)", self.checkpoints
                 )
         self.events, self.checkpoints = [], []
 
@@ -281,6 +285,8 @@ def _train(
 def _register(
     config: Config, store: Store, job: Job, trainer: Any, result: TrainingResult, log: EventLog
 ) -> None:
+    from gateway.evaluation.autoeval import run_version_evals
+    from gateway.plugins import announce_version
     from gateway.registry import create_version
 
     artifact: str | None = None
@@ -293,10 +299,9 @@ def _register(
     version = create_version(
         store, base=job.base, name=job.suffix or _default_name(job.base), kind=result.kind,
         provider=result.provider, artifact_uri=artifact, remote_id=result.remote_id,
-        trainer=job.trainer, trainer_version=getattr(trainer, "version", None), job_id=job.id,
+        trainer=job.trainer, trainer_version=trainer.version, job_id=job.id,
         dataset_sha256=job.dataset_sha256, hyperparameters=job.hyperparameters,
         metrics=result.metrics,
-        context={"config": config, "evalsets": job.evalsets, "job_id": job.id},
     )
     tokens = result.metrics.get("trained_tokens")
     _finish(
@@ -304,6 +309,9 @@ def _register(
         model_version_id=version.id, remote_id=result.remote_id,
         trained_tokens=int(tokens) if tokens is not None else None,
     )
+    # Only now, with the job marked succeeded, do plugins and the auto-evals hear of it.
+    announce_version(version, {"evalsets": list(job.evalsets), "job_id": job.id})
+    run_version_evals(config, store, version, job.evalsets)
 
 
 def cancel_job(store: Store, job_id: str) -> Job:

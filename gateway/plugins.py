@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from gateway import hookspecs
+from gateway.contracts import Backend, Evaluator, ModelVersion, Trainer
 from gateway.errors import PluginError
 
 hookimpl = hookspecs.hookimpl
@@ -46,6 +49,8 @@ class PluginInfo:
 class _State:
     pm: pluggy.PluginManager
     infos: list[PluginInfo]
+    # Plugin name -> registrations that were refused (no name, a taken name...).
+    problems: dict[str, set[str]] = field(default_factory=dict)
 
 
 _state: _State | None = None
@@ -101,8 +106,14 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def plugin_infos() -> list[PluginInfo]:
-    """Every plugin entry point seen, loaded or not, plus directly registered plugins."""
+    """Every plugin entry point seen, loaded or not, plus directly registered plugins.
+
+    A plugin that registered an invalid class (no name, no description, a name
+    already taken, a missing method) has status "error" and the reasons.
+    """
     state = _get_state()
+    for kind in HOOKS:
+        _registered(kind)
     infos = list(state.infos)
     known = {i.name for i in infos}
     for name, plugin in state.pm.list_name_plugin():
@@ -114,6 +125,9 @@ def plugin_infos() -> list[PluginInfo]:
         plugin = state.pm.get_plugin(info.name)
         if plugin is not None:
             info.kinds = _kinds_of(state.pm, plugin)
+        if info.name in state.problems:
+            info.status = "error"
+            info.reason = "; ".join(sorted(state.problems[info.name]))
     return infos
 
 
@@ -148,12 +162,6 @@ def reset_plugin_manager() -> None:
     _state = None
 
 
-def _collect(hook_caller: Any) -> list[Any]:
-    items: list[Any] = []
-    hook_caller(register=items.append)
-    return items
-
-
 def _kinds_of(pm: pluggy.PluginManager, plugin: object) -> dict[str, list[str]]:
     """What one plugin provides: trainer, backend, evaluator and command names."""
     kinds: dict[str, list[str]] = {}
@@ -180,29 +188,85 @@ def _kinds_of(pm: pluggy.PluginManager, plugin: object) -> dict[str, list[str]]:
     return kinds
 
 
-def _by_name(items: list[T], kind: str) -> dict[str, T]:
-    found: dict[str, T] = {}
-    for item in items:
-        name = str(getattr(item, "name", ""))
-        if not name:
-            raise PluginError(f"a {kind} registered without a name: {item!r}")
-        found[name] = item
+# ---------------------------------------------------------------- registered classes
+
+# What each kind of class must provide; the SDK bases give defaults for all but
+# the name, the description and the core method.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "trainer": ("version", "resolve_hyperparameters", "train"),
+    "backend": ("start", "close", "chat", "complete", "stream", "load_adapter",
+                "unload_adapter", "health"),
+    "evaluator": ("corpus_level", "needs_chat", "needs_evalset_dir", "score", "score_corpus"),
+}
+BASES = {"trainer": "BaseTrainer", "backend": "BaseBackend", "evaluator": "PerSampleEvaluator"}
+HOOKS: dict[str, Callable[[pluggy.PluginManager], Any]] = {
+    "trainer": lambda pm: pm.hook.register_trainers,
+    "backend": lambda pm: pm.hook.register_backends,
+    "evaluator": lambda pm: pm.hook.register_evaluators,
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def registration_problem(kind: str, item: Any) -> str | None:
+    """Why a registered class cannot be used, or None when it is complete."""
+    if not isinstance(item, type):
+        return f"registered {item!r} as a {kind}, which is not a class"
+    name = _class_attr(item, "name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return f"{kind} class {item.__name__} has no valid `name` (got {name!r})"
+    description = _class_attr(item, "description")
+    if not isinstance(description, str) or not description.strip():
+        return f"{kind} {name!r} ({item.__name__}) has no `description`"
+    missing = [m for m in REQUIRED[kind] if not hasattr(item, m)]
+    if missing:
+        return (f"{kind} {name!r} ({item.__name__}) lacks {', '.join(missing)}; subclass "
+                f"gateway.contracts.{BASES[kind]} for the defaults")
+    return None
+
+
+def _class_attr(cls: type, attr: str) -> object:
+    for klass in cls.__mro__:
+        if attr in klass.__dict__:
+            return klass.__dict__[attr]
+    return None
+
+
+def _registered(kind: str) -> dict[str, Any]:
+    """Valid classes of one kind by name. Each hook implementation is called on its
+    own, so an invalid class or a name already taken is reported with its plugin."""
+    state = _get_state()
+    found: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    caller = HOOKS[kind](state.pm)
+    for impl in reversed(caller.get_hookimpls()):  # in registration order
+        items: list[Any] = []
+        impl.function(register=items.append)
+        for item in items:
+            problem = registration_problem(kind, item)
+            if problem is None and item.name in found and found[item.name] is not item:
+                problem = (f"{kind} name {item.name!r} is already taken by plugin "
+                           f"{owner[item.name]!r}; {item.__name__} was not registered")
+            if problem is not None:
+                state.problems.setdefault(impl.plugin_name, set()).add(problem)
+                continue
+            found[item.name] = item
+            owner[item.name] = impl.plugin_name
     return found
 
 
-def trainers() -> dict[str, Any]:
+def trainers() -> dict[str, type[Trainer]]:
     """Registered trainer classes by name."""
-    return _by_name(_collect(get_plugin_manager().hook.register_trainers), "trainer")
+    return _registered("trainer")
 
 
-def backends() -> dict[str, Any]:
+def backends() -> dict[str, type[Backend]]:
     """Registered backend classes by name."""
-    return _by_name(_collect(get_plugin_manager().hook.register_backends), "backend")
+    return _registered("backend")
 
 
-def evaluators() -> dict[str, Any]:
+def evaluators() -> dict[str, type[Evaluator]]:
     """Registered evaluator classes by name."""
-    return _by_name(_collect(get_plugin_manager().hook.register_evaluators), "evaluator")
+    return _registered("evaluator")
 
 
 def _unavailable_hint(kind: str, name: str) -> str:
@@ -217,22 +281,31 @@ def _unavailable_hint(kind: str, name: str) -> str:
     return f"no {kind} named {name!r}.{suffix}"
 
 
-def get_trainer(name: str) -> Any:
-    found = trainers()
+def _lookup(kind: str, found: dict[str, T], name: str) -> T:
     if name not in found:
-        raise PluginError(_unavailable_hint("trainer", name) + f" Known: {', '.join(sorted(found)) or 'none'}.")
+        known = ", ".join(sorted(found)) or "none"
+        raise PluginError(_unavailable_hint(kind, name) + f" Known: {known}.")
     return found[name]
 
 
-def get_backend_class(name: str) -> Any:
-    found = backends()
-    if name not in found:
-        raise PluginError(_unavailable_hint("backend", name) + f" Known: {', '.join(sorted(found)) or 'none'}.")
-    return found[name]
+def get_trainer(name: str) -> type[Trainer]:
+    return _lookup("trainer", trainers(), name)
 
 
-def get_evaluator_class(name: str) -> Any:
-    found = evaluators()
-    if name not in found:
-        raise PluginError(_unavailable_hint("evaluator", name) + f" Known: {', '.join(sorted(found)) or 'none'}.")
-    return found[name]
+def get_backend_class(name: str) -> type[Backend]:
+    return _lookup("backend", backends(), name)
+
+
+def get_evaluator_class(name: str) -> type[Evaluator]:
+    return _lookup("evaluator", evaluators(), name)
+
+
+# ---------------------------------------------------------------- event hooks
+
+
+def announce_version(version: ModelVersion, context: dict[str, Any]) -> None:
+    """Fire `model_version_created`. A plugin's failure is reported and never undoes it."""
+    try:
+        get_plugin_manager().hook.model_version_created(version=version, context=context)
+    except Exception as exc:
+        print(f"warning: a model_version_created hook failed: {exc}", file=sys.stderr)

@@ -13,54 +13,15 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from gateway.contracts import ModelTarget
+from gateway.contracts import BaseModel, ModelTarget, ModelVersion
 from gateway.errors import GatewayError, NotFoundError
 from gateway.store import Store
 from gateway.util import utcnow
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VERSION_REF_RE = re.compile(r"^(?P<name>[^@]+)@v(?P<version>\d+)$")
-
-
-@dataclass
-class BaseModel:
-    name: str
-    source: str
-    path: str | None = None
-    hf_id: str | None = None
-    architecture: str | None = None
-    context_length: int | None = None
-    parameters: int | None = None
-    created: datetime | None = None
-
-
-@dataclass
-class ModelVersion:
-    id: str
-    name: str
-    version: int
-    base: str
-    kind: str
-    provider: str | None = None
-    artifact_uri: str | None = None
-    remote_id: str | None = None
-    trainer: str | None = None
-    trainer_version: str | None = None
-    job_id: str | None = None
-    dataset_sha256: str | None = None
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    created: datetime | None = None
-
-    @property
-    def ref(self) -> str:
-        """The human reference, `name@vN`."""
-        return f"{self.name}@v{self.version}"
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -92,7 +53,8 @@ def add_base_model(store: Store, model: BaseModel, replace: bool = False) -> Bas
         if exists:
             con.execute("DELETE FROM base_models WHERE name = ?", [model.name])
         con.execute(
-            "INSERT INTO base_models VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            """INSERT INTO base_models (name, source, path, hf_id, architecture, context_length,
+               parameters, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 model.name, model.source, model.path, model.hf_id, model.architecture,
                 model.context_length, model.parameters, model.created,
@@ -125,13 +87,12 @@ def create_version(
     base: str,
     name: str,
     kind: str,
-    context: dict[str, Any] | None = None,
     **fields: Any,
 ) -> ModelVersion:
-    """Store a new version of `name` (numbered after the last) and announce it.
+    """Store a new version of `name` (numbered after the last).
 
-    Plugins hear of it through the `model_version_created` hook. A failing hook
-    is reported on stderr and never undoes the version.
+    Storage only: the host announces it (gateway.plugins.announce_version) once
+    the job that made it has succeeded.
     """
     validate_name(name, "version name")
     short = secrets.token_hex(4)
@@ -158,17 +119,7 @@ def create_version(
                 json.dumps(version.hyperparameters), json.dumps(version.metrics), version.created,
             ],
         )
-    announce_version(version, context or {})
     return version
-
-
-def announce_version(version: ModelVersion, context: dict[str, Any]) -> None:
-    from gateway.plugins import get_plugin_manager
-
-    try:
-        get_plugin_manager().hook.model_version_created(version=version, context=context)
-    except Exception as exc:  # a plugin's failure must not undo the version
-        print(f"warning: a model_version_created hook failed: {exc}", file=sys.stderr)
 
 
 def list_versions(store: Store, name: str | None = None) -> list[ModelVersion]:
@@ -216,7 +167,8 @@ def set_alias(store: Store, alias_ref: str, version_ref: str) -> ModelVersion:
         raise GatewayError(f"{version.id} is a version of {version.name!r}, not of {name!r}")
     with store.transaction() as con:
         con.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", [name, alias])
-        con.execute("INSERT INTO aliases VALUES (?, ?, ?, ?)", [name, alias, version.id, utcnow()])
+        con.execute("INSERT INTO aliases (name, alias, version_id, updated) VALUES (?, ?, ?, ?)",
+                    [name, alias, version.id, utcnow()])
     return version
 
 

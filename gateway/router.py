@@ -12,10 +12,10 @@ import asyncio
 from typing import Any
 
 from gateway.config import Config
-from gateway.contracts import Backend, ModelTarget
+from gateway.contracts import Backend, BackendContext, BaseModel, ModelTarget, ModelVersion
 from gateway.errors import NotFoundError
 from gateway.plugins import get_backend_class
-from gateway.registry import resolve
+from gateway.registry import get_base_model, list_versions, resolve
 from gateway.store import Store
 
 HOSTED_BACKEND = "hosted"
@@ -45,17 +45,28 @@ class Router:
     def backend_name(self, target: ModelTarget) -> str:
         if target.provider and target.adapter_path is None:
             return HOSTED_BACKEND
-        return self.config.backend_for(target.base).backend
+        return self.config.backend_config(target.base).backend
 
     def backend_settings(self, target: ModelTarget) -> dict[str, Any]:
-        settings = dict(self.config.backend_for(target.base).settings)
-        settings.setdefault("base", target.base)
-        settings.setdefault("base_path", target.base_path)
-        settings.setdefault("home", str(self.config.home))
-        settings.setdefault("adapter_roots", [str(p) for p in self.config.allowed_adapter_roots()])
-        settings.setdefault("providers", self.config.providers)
-        settings["serving"] = self.serving
-        return settings
+        """The user's [backends."BASE"] table, as written."""
+        return dict(self.config.backend_config(target.base).settings)
+
+    def backend_context(self, target: ModelTarget) -> BackendContext:
+        """What the backend for `target` is told about where it runs."""
+        store, base = self.store, target.base
+        try:
+            base_model: BaseModel | None = get_base_model(store, base)
+        except NotFoundError:
+            base_model = None  # a name the registry does not know (a hosted model)
+
+        def versions() -> list[ModelVersion]:
+            return [v for v in list_versions(store) if v.base == base]
+
+        return BackendContext(
+            base=base, base_model=base_model, home=self.config.home,
+            adapter_roots=tuple(self.config.allowed_adapter_roots()), serving=self.serving,
+            providers=dict(self.config.providers), list_versions=versions,
+        )
 
     async def backend_for(self, target: ModelTarget) -> Backend:
         """The started backend instance that serves `target`."""
@@ -68,7 +79,7 @@ class Router:
             backend = self._backends.get(key)
             if backend is None:
                 cls = get_backend_class(name)
-                backend = cls(self.backend_settings(target))
+                backend = cls(self.backend_settings(target), self.backend_context(target))
                 await backend.start()
                 self._backends[key] = backend
         return backend

@@ -151,16 +151,16 @@ from typing import Any, ClassVar
 
 from gateway import hookimpl
 from gateway.contracts import (
-    BackendRequestError, BackendUnavailable, Delta, Generation, Usage,
+    BackendContext, BackendRequestError, BackendUnavailable, BaseBackend, Delta, Generation, Usage,
 )
 
 
-class EchoBackend:
+class EchoBackend(BaseBackend):
     name: ClassVar[str] = "echo"
     description: ClassVar[str] = "repeats the prompt (tests)"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = settings
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        super().__init__(settings, context)
         self.loaded: set[str] = set()
 
     async def start(self) -> None:

@@ -61,9 +61,9 @@ def test_config_file_is_read(gateway_home: Path, tmp_path: Path) -> None:
     config = load_config(cfg)
     assert config.server.port == 9123
     assert config.server.host == "127.0.0.1"
-    assert config.backend_for("smollm2-135m").backend == "vllm"
-    assert config.backend_for("smollm2-135m").settings == {"url": "http://127.0.0.1:8001"}
-    assert config.backend_for("other").backend == "local"
+    assert config.backend_config("smollm2-135m").backend == "vllm"
+    assert config.backend_config("smollm2-135m").settings == {"url": "http://127.0.0.1:8001"}
+    assert config.backend_config("other").backend == "local"
     assert tmp_path / "adapters" in config.allowed_adapter_roots()
 
 

@@ -13,7 +13,16 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from gateway import hookimpl
-from gateway.contracts import ChatRequest, Generation, Sample, Score, Usage
+from gateway.contracts import (
+    BackendContext,
+    BaseBackend,
+    ChatRequest,
+    Generation,
+    PerSampleEvaluator,
+    Sample,
+    Score,
+    Usage,
+)
 from gateway.errors import GatewayError, NotFoundError
 from gateway.evaluation import stats
 from gateway.evaluation.compare import compare_runs, get_run
@@ -26,7 +35,7 @@ from gateway.util import utcnow
 LABELS = ["billing", "refund", "login"]
 
 
-class TMatch:
+class TMatch(PerSampleEvaluator):
     """Pass when the output is the ideal label."""
 
     name: ClassVar[str] = "t_match"
@@ -252,20 +261,15 @@ def test_compare_cli_formats(evalsets: Path, store: Store, gateway_cli: Any) -> 
 # ---------------------------------------------------------------- regress, end to end
 
 
-class AnswerBackend:
+class AnswerBackend(BaseBackend):
     """Answers the ideal label (settings["right"]) or always "no idea"."""
 
     name: ClassVar[str] = "t_answers"
     description: ClassVar[str] = "test backend"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        super().__init__(settings, context)
         self.right = bool(settings.get("right"))
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
     async def chat(self, request: ChatRequest) -> Generation:
         number = int(str(request.messages[-1]["content"]).split()[1].rstrip(":"))

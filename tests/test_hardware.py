@@ -142,8 +142,11 @@ def test_local_backend_reports_auto_choice_and_serving_threads(tiny_model_dir: P
 
     from gateway_local.backend import LocalBackend
 
+    from gateway.testing import backend_context
+
     async def health(**settings: Any) -> dict[str, Any]:
-        backend = LocalBackend({"base": "tiny", "base_path": str(tiny_model_dir), **settings})
+        serving = bool(settings.pop("serving", False))
+        backend = LocalBackend(settings, backend_context("tiny", tiny_model_dir, serving=serving))
         await backend.start()
         try:
             return await backend.health()

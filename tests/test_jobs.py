@@ -46,12 +46,18 @@ def home(gateway_home: Path, tiny_model_dir: Path) -> tuple[Any, Store]:
 
 
 class Recorder:
+    """Records each new version, its context and its job's status at that moment."""
+
     def __init__(self) -> None:
         self.seen: list[tuple[ModelVersion, dict[str, Any]]] = []
+        self.job_status: list[str] = []
 
     @hookimpl
     def model_version_created(self, version: ModelVersion, context: dict[str, Any]) -> None:
         self.seen.append((version, context))
+        row = Store(load_config().db_path).query_one(
+            "SELECT status FROM jobs WHERE id = ?", [context["job_id"]])
+        self.job_status.append(row["status"] if row else "missing")
 
 
 def test_train_cli_registers_version_with_lineage(
@@ -82,6 +88,8 @@ def test_train_cli_registers_version_with_lineage(
     job = get_job(store, row["job_id"])
     assert job.status == "succeeded" and job.model_version_id == version_id and job.pid
     assert [(v.id, c["evalsets"]) for v, c in recorder.seen] == [(version_id, ["smoke", "regress"])]
+    # The host fires the hook once the job is marked succeeded, not while it still runs.
+    assert recorder.job_status == ["succeeded"]
 
     listed = json.loads(gateway_cli("jobs", "list", "--format", "json").output)
     assert [(j["id"], j["status"]) for j in listed] == [(job.id, "succeeded")]

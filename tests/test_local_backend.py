@@ -28,6 +28,7 @@ from gateway.contracts import (  # noqa: E402
     GenerationParams,
     ModelTarget,
 )
+from gateway.testing import backend_context  # noqa: E402
 
 T = TypeVar("T")
 
@@ -137,9 +138,8 @@ def with_backend(tiny_model_dir: Path) -> Iterator[Callable[..., Any]]:
 
     def call(fn: Callable[[LocalBackend], Awaitable[T]], **settings: Any) -> T:
         async def main() -> T:
-            backend = LocalBackend(
-                {"base": "tiny", "base_path": str(tiny_model_dir), "dtype": "float32", **settings}
-            )
+            backend = LocalBackend({"dtype": "float32", **settings},
+                                   backend_context("tiny", tiny_model_dir))
             await backend.start()
             try:
                 return await fn(backend)
@@ -450,7 +450,7 @@ def test_registered_as_the_local_backend(gateway_home: Path) -> None:
 
     cls = get_backend_class("local")
     assert cls is LocalBackend
-    assert isinstance(LocalBackend({"base": "x"}), Backend)
+    assert isinstance(LocalBackend({}, backend_context("x")), Backend)
 
 
 # ---------------------------------------------------------------- text pieces
@@ -491,7 +491,7 @@ def test_smollm2_with_one_adapter(smollm2_dir: Path, tmp_path: Path) -> None:
     tuned_request = ChatRequest(target(adapter, "smollm2"), messages, greedy(12))
 
     async def main() -> tuple[list[Generation], list[Generation], list[Delta]]:
-        backend = LocalBackend({"base": "smollm2", "base_path": str(smollm2_dir)})
+        backend = LocalBackend({}, backend_context("smollm2", smollm2_dir))
         await backend.start()
         try:
             alone = [await backend.chat(base_request), await backend.chat(tuned_request)]

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from gateway import hookimpl
+from gateway.contracts import ModelInfo
 from gateway.registry import create_version, get_base_model
 from gateway.store import Store
 from gateway.util import utcnow
 
-FAKE_META = {"architecture": "FakeLM", "context_length": 128, "parameters": 1_000_000}
+FAKE_META = ModelInfo(architecture="FakeLM", context_length=128, parameters=1_000_000)
 
 
 def fake_folder(dest: Path) -> None:
@@ -34,7 +35,7 @@ class FakeModelsPlugin:
         register("fake-1m", "a one-million-parameter fake")
 
     @hookimpl(tryfirst=True)
-    def pull_model(self, name: str, dest: Path, progress: Any) -> dict[str, Any] | None:
+    def pull_model(self, name: str, dest: Path, progress: Any) -> ModelInfo | None:
         if name != "fake-1m":
             return None
         progress("Fetching fake-1m...")
@@ -43,14 +44,14 @@ class FakeModelsPlugin:
         return FAKE_META
 
     @hookimpl(tryfirst=True)
-    def import_gguf(self, gguf_path: Path, dest: Path, progress: Any) -> dict[str, Any]:
+    def import_gguf(self, gguf_path: Path, dest: Path, progress: Any) -> ModelInfo:
         progress(f"Converting {gguf_path.name}...")
         self.imported.append((gguf_path, dest))
         fake_folder(dest)
         return FAKE_META
 
     @hookimpl(tryfirst=True)
-    def describe_model(self, path: Path) -> dict[str, Any] | None:
+    def describe_model(self, path: Path) -> ModelInfo | None:
         return FAKE_META if (path / "fake.marker").exists() else None
 
 

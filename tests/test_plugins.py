@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 import pytest
 
 from gateway import hookimpl
-from gateway.contracts import Sample, Score
+from gateway.contracts import PerSampleEvaluator, Sample, Score
 from gateway.plugins import evaluators, plugin_infos, reset_plugin_manager
 
 
-class ShoutEvaluator:
+class ShoutEvaluator(PerSampleEvaluator):
     name: ClassVar[str] = "shout"
     description: ClassVar[str] = "passes when the output is upper case"
     corpus_level: ClassVar[bool] = False

@@ -1,5 +1,5 @@
 """The eval runner against throwaway backend plugins, a local OpenAI-shaped
-HTTP server, the CLI, and the autoeval hook on new versions."""
+HTTP server, the CLI, and the evals on each new version."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ from gateway.config import load_config
 from gateway.contracts import (
     BackendRequestError,
     BackendUnavailable,
+    BaseBackend,
     ChatRequest,
     Generation,
+    PerSampleEvaluator,
     Sample,
     Score,
     Usage,
 )
+from gateway.evaluation.autoeval import run_version_evals
 from gateway.evaluation.runner import run_eval_sync, run_evals_sync
 from gateway.evaluation.runs import list_runs, scorer_summary, version_eval_summary
 from gateway.registry import BaseModel, add_base_model, create_version, set_alias
@@ -52,18 +55,9 @@ class Behaviour:
 BEHAVIOUR = Behaviour()
 
 
-class ScriptedBackend:
+class ScriptedBackend(BaseBackend):
     name: ClassVar[str] = "scripted"
     description: ClassVar[str] = "answers as the test scripts it"
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = settings
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
 
     async def chat(self, request: ChatRequest) -> Generation:
         BEHAVIOUR.calls.append(request)
@@ -71,7 +65,7 @@ class ScriptedBackend:
         return Generation(text=text, usage=Usage(10, 2), cost=0.001)
 
 
-class CountScorer:
+class CountScorer(PerSampleEvaluator):
     """Corpus-level: how many outputs are non-empty."""
 
     name: ClassVar[str] = "t-nonempty"
@@ -88,7 +82,7 @@ class CountScorer:
         return Score(value=float(sum(bool(s.output) for s in samples)))
 
 
-class AskScorer:
+class AskScorer(PerSampleEvaluator):
     """Needs a chat function: asks the model under evaluation to repeat itself."""
 
     name: ClassVar[str] = "t-ask"
@@ -382,9 +376,10 @@ def test_autoeval_on_new_version(env: tuple[Any, Store], gateway_home: Path) -> 
     # The base answers wrongly; every fine-tuned version knows the capitals.
     BEHAVIOUR.answer = lambda req, n: ANSWERS.get(country(req), "?") if req.target.version_id else "London"
     v1 = create_version(store, base="tiny", name="bot", kind="local")
+    run_version_evals(config, store, v1)
     set_alias(store, "bot@prod", v1.ref)
-    v2 = create_version(store, base="tiny", name="bot", kind="local",
-                        context={"config": config, "evalsets": [str(CAPITALS)]})
+    v2 = create_version(store, base="tiny", name="bot", kind="local")
+    run_version_evals(config, store, v2, [str(CAPITALS)])
     links = store.query("SELECT * FROM version_evals WHERE version_id = ? ORDER BY evalset, role", [v2.id])
     assert [(r["evalset"], r["role"]) for r in links] == [
         ("capitals", "base"), ("capitals", "prod"), ("oaievals-capitals", "base"), ("oaievals-capitals", "prod")]
@@ -412,8 +407,8 @@ def test_autoeval_on_new_version(env: tuple[Any, Store], gateway_home: Path) -> 
 
 def test_autoeval_bad_evalset_keeps_version(env: tuple[Any, Store], capsys: pytest.CaptureFixture[str]) -> None:
     config, store = env
-    version = create_version(store, base="tiny", name="bot", kind="local",
-                             context={"config": config, "evalsets": ["no-such-set"]})
+    version = create_version(store, base="tiny", name="bot", kind="local")
+    assert run_version_evals(config, store, version, ["no-such-set"]) == []
     assert store.query_one("SELECT id FROM model_versions WHERE id = ?", [version.id])
     assert "no-such-set" in capsys.readouterr().err
 

@@ -40,6 +40,7 @@ from gateway.contracts import (
 )
 from gateway.registry import BaseModel, ModelVersion, add_base_model, create_version
 from gateway.store import Store
+from gateway.testing import backend_context
 
 # Launching vLLM (and training the adapter) happens in the first test's setup.
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
@@ -336,8 +337,8 @@ def test_attach_mode_on_the_running_vllm(served: Served) -> None:
     url = served.backend_health()["url"]
 
     async def run() -> tuple[str, str, list[str]]:
-        backend = VllmBackend({"base": BASE, "base_path": str(served.base_dir), "url": url,
-                               "max_lora_rank": 8, "home": str(served.home)})
+        backend = VllmBackend({"url": url, "max_lora_rank": 8},
+                              backend_context(BASE, served.base_dir, home=served.home))
         await backend.start()
         try:
             params = GenerationParams(max_tokens=8, temperature=0)
@@ -366,7 +367,7 @@ def _local_answers(base_dir: Path, adapter: Path, max_tokens: int) -> list[str]:
     from gateway_local.backend import LocalBackend
 
     async def run() -> list[str]:
-        backend = LocalBackend({"base": BASE, "base_path": str(base_dir), "dtype": "float32"})
+        backend = LocalBackend({"dtype": "float32"}, backend_context(BASE, base_dir))
         await backend.start()
         try:
             target = ModelTarget("support", BASE, str(base_dir), adapter_name="support",
@@ -507,12 +508,12 @@ def test_bad_settings_and_a_busy_port_are_refused_before_launch() -> None:
     from gateway.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r'\[backends."b"\]: args must be a list'):
-        VllmBackend({"base": "b", "args": "--max-model-len 2048"})
+        VllmBackend({"args": "--max-model-len 2048"}, backend_context("b"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        backend = VllmBackend({"base": "b", "port": port, "python": "/nonexistent/python"})
+        backend = VllmBackend({"port": port, "python": "/nonexistent/python"}, backend_context("b"))
         with pytest.raises(BackendUnavailable, match=f"port {port} on 127.0.0.1 is in use"):
             asyncio.run(backend.start())
     assert backend.process is None

@@ -52,8 +52,8 @@ class Stages:
 
 def _base_model(app: AppContext, base: str | None) -> str:
     """The base model to use: a registered one (--base), else the built-in, pulled once."""
-    from gateway.cli.models_cmd import pull_builtin_model
     from gateway.demo import BUILTIN_MODEL
+    from gateway.model_sources import pull_builtin_model
     from gateway.registry import get_base_model
 
     if base is not None:

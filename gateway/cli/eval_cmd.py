@@ -160,7 +160,7 @@ def evalsets_validate(path: str) -> None:
     es = load_evalset(path)
     for spec in es.scorers:
         cls = get_evaluator_class(spec.name)
-        if getattr(cls, "needs_chat", False):
+        if cls.needs_chat:
             continue  # built at run time, with a chat function
         try:
             cls(**evaluator_kwargs(cls, spec, es, None))

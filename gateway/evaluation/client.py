@@ -210,7 +210,7 @@ async def chat_with_retries(
             if attempt >= retries:
                 raise
             delay = backoff * (2**attempt) * (0.5 + random.random() / 2)
-            hint = getattr(exc, "retry_after", None)
+            hint = exc.retry_after
             if hint is not None:
                 delay = max(delay, hint)
             await asyncio.sleep(min(delay, MAX_BACKOFF))
@@ -230,12 +230,10 @@ def params_from(generation: dict[str, Any]) -> GenerationParams:
 
 
 class EvaluatorChat:
-    """The `chat=` an evaluator with `needs_chat = True` gets.
+    """The runner's ChatFunction (gateway.contracts) for evaluators with `needs_chat`.
 
-    `chat(model, messages, **params) -> str` calls `model` (None: the model
-    under evaluation) through the same kind of client, on the runner's event
-    loop; params are GenerationParams fields (temperature defaults to 0). It blocks, so the runner scores with such evaluators in a
-    worker thread.
+    It calls `model` (None: the model under evaluation) through the same kind
+    of client, on the runner's event loop; temperature defaults to 0.
     """
 
     def __init__(self, make: Callable[[str], ModelClient], default: ModelClient,

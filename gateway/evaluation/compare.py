@@ -20,7 +20,7 @@ from gateway.evaluation import stats
 from gateway.evaluation.prompts import display_name
 from gateway.evaluation.setview import EvalSetView, corpus_metric, load_view
 from gateway.evaluation.stats import BootstrapResult, Interval
-from gateway.store import Store
+from gateway.store import Store, rows_as_dicts
 
 DIFF_LIMIT = 200
 
@@ -225,12 +225,6 @@ ORDER BY j.sample_id, j.scorer LIMIT $3
 """
 
 
-def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params)
-    names = [d[0] for d in cur.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def _usage(row: dict[str, Any] | None) -> RunUsage:
     row = row or {}
     return RunUsage(
@@ -272,14 +266,14 @@ def compare_runs(
 
     params = [a.id, b.id]
     with store.connect() as con:
-        per_scorer = _rows(con, _PER_SCORER, params)
+        per_scorer = rows_as_dicts(con, _PER_SCORER, params)
         clustered = {
-            r["scorer"]: r for r in _rows(con, _CLUSTERED, [*params, *cluster_params])
+            r["scorer"]: r for r in rows_as_dicts(con, _CLUSTERED, [*params, *cluster_params])
         } if cluster_params else {}
-        coverage = _rows(con, _COVERAGE, params)[0]
-        usage = {r["run_id"]: r for r in _rows(con, _USAGE, params)}
-        corpus_rows = _rows(con, _CORPUS, params)
-        diff_rows = _rows(con, _DIFFS, [*params, diff_limit]) if diffs else None
+        coverage = rows_as_dicts(con, _COVERAGE, params)[0]
+        usage = {r["run_id"]: r for r in rows_as_dicts(con, _USAGE, params)}
+        corpus_rows = rows_as_dicts(con, _CORPUS, params)
+        diff_rows = rows_as_dicts(con, _DIFFS, [*params, diff_limit]) if diffs else None
 
     if coverage["only_a"] or coverage["only_b"]:
         notes.append(

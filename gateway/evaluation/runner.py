@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.config import Config
-from gateway.contracts import Generation, GenerationParams, Sample, Score, Usage
+from gateway.contracts import Evaluator, Generation, GenerationParams, Sample, Score, Usage
 from gateway.evaluation.client import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
@@ -47,7 +47,7 @@ T = TypeVar("T")
 @dataclass
 class Scorer:
     spec: ScorerSpec
-    evaluator: Any
+    evaluator: Evaluator
     needs_chat: bool
     corpus_level: bool
 
@@ -60,14 +60,14 @@ def environment(backend: str, runtime: dict[str, Any]) -> dict[str, Any]:
             "gateway": __version__, "backend": backend, **runtime}
 
 
-def evaluator_kwargs(cls: Any, spec: ScorerSpec, evalset: EvalSet,
+def evaluator_kwargs(cls: type[Evaluator], spec: ScorerSpec, evalset: EvalSet,
                      chat: EvaluatorChat | None) -> dict[str, Any]:
     """A scorer's options plus what its class asks the runner for: `chat=`
     (needs_chat) and `evalset_dir=` (needs_evalset_dir, for relative paths)."""
     kwargs = dict(spec.options)
-    if getattr(cls, "needs_chat", False):
+    if cls.needs_chat:
         kwargs["chat"] = chat
-    if getattr(cls, "needs_evalset_dir", False):
+    if cls.needs_evalset_dir:
         kwargs["evalset_dir"] = str(evalset.path.parent)
     return kwargs
 
@@ -79,8 +79,7 @@ def build_scorers(evalset: EvalSet, chat: EvaluatorChat | None) -> list[Scorer]:
     for spec in evalset.scorers:
         cls = get_evaluator_class(spec.name)
         evaluator = cls(**evaluator_kwargs(cls, spec, evalset, chat))
-        scorers.append(Scorer(spec, evaluator, bool(getattr(cls, "needs_chat", False)),
-                              bool(getattr(cls, "corpus_level", False))))
+        scorers.append(Scorer(spec, evaluator, cls.needs_chat, cls.corpus_level))
     return scorers
 
 
@@ -222,7 +221,8 @@ class EvalRun:
         with self.store.transaction() as con:
             con.execute("DELETE FROM eval_scores WHERE run_id = ? AND sample_id = '*'", [self.run_id])
             con.executemany(
-                "INSERT INTO eval_scores VALUES (?, '*', ?, ?, ?, ?)",
+                "INSERT INTO eval_scores (run_id, sample_id, scorer, value, passed, detail) "
+                "VALUES (?, '*', ?, ?, ?, ?)",
                 [[self.run_id, sid, float(s.value), s.passed, s.detail] for sid, s in scores],
             )
 

@@ -79,7 +79,8 @@ def link_version_eval(store: Store, version_id: str, evalset: str, run_id: str,
                       baseline_run_id: str | None, role: str) -> None:
     """Record that `run_id` evaluated a new version against a baseline run (autoeval)."""
     store.execute(
-        "INSERT INTO version_evals VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO version_evals (version_id, evalset, run_id, baseline_run_id, role, created) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         [version_id, evalset, run_id, baseline_run_id, role, utcnow()],
     )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway.contracts import Sample
 from gateway.errors import GatewayError
@@ -81,10 +80,10 @@ def corpus_metric(
     if spec is None:
         return None, "the eval set no longer names this scorer"
     try:
-        evaluator: Any = get_evaluator_class(spec.name)(**spec.options)
+        evaluator = get_evaluator_class(spec.name)(**spec.options)
     except GatewayError as exc:
         return None, str(exc)
-    if not getattr(evaluator, "corpus_level", False):
+    if not evaluator.corpus_level:
         return None, f"evaluator {spec.name!r} is not corpus-level"
 
     def metric(samples: list[Sample]) -> float:

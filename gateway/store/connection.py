@@ -113,13 +113,18 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self.connect() as con:
-            cur = con.execute(sql, params or [])
-            names = [d[0] for d in cur.description or []]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            return rows_as_dicts(con, sql, params)
 
     def query_one(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
+
+
+def rows_as_dicts(con: Any, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """Run `sql` on an open connection and return its rows as dicts."""
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def open_store(path: Path | None = None) -> Store:

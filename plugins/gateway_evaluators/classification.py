@@ -7,10 +7,10 @@ import re
 from collections import Counter
 from typing import Any, ClassVar
 
-from gateway.contracts import Sample, Score
+from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
 from gateway.errors import GatewayError
 
-from .options import Options, collapse_whitespace, ideals, strip_punctuation
+from .options import collapse_whitespace, ideals, strip_punctuation
 
 
 def normalise_label(text: str) -> str:
@@ -19,7 +19,7 @@ def normalise_label(text: str) -> str:
     return collapse_whitespace(strip_punctuation(text)).strip()
 
 
-class Classification:
+class Classification(PerSampleEvaluator):
     """Maps each output to one of `labels` and scores it against the ideal label.
 
     An output that is a label after normalisation ("Login-Access." is

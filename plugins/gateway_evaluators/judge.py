@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-from gateway.contracts import Sample, Score
+from gateway.contracts import ChatFunction, Options, PerSampleEvaluator, Sample, Score
 from gateway.errors import GatewayError
 
-from .options import Options, PerSampleEvaluator, ideals_or_none
-
-Chat = Callable[[str, list[dict[str, Any]]], str]
+from .options import ideals_or_none
 
 SYSTEM_PROMPT = (
     "You are a strict, impartial grader of AI assistant replies. Grade the reply "
@@ -84,7 +81,7 @@ class Judge(PerSampleEvaluator):
     )
     needs_chat: ClassVar[bool] = True
 
-    def __init__(self, *, chat: Chat | None = None, **options: Any) -> None:
+    def __init__(self, *, chat: ChatFunction | None = None, **options: Any) -> None:
         opts = Options(self.name, options)
         rubric = opts.text("rubric")
         model = opts.text("model")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from gateway.contracts import Sample, Score
+from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
 from gateway.errors import GatewayError
 
-from .options import Options, PerSampleEvaluator, ideals, threshold_score
+from .options import ideals, threshold_score
 
 INSTALL_HINT = "pip install 'finetune-gateway[evals]'"
 
@@ -25,7 +25,7 @@ def _import_sacrebleu(evaluator: str) -> Any:
     return sacrebleu
 
 
-class _SacreBleuMetric:
+class _SacreBleuMetric(PerSampleEvaluator):
     """Corpus score from sacrebleu's corpus statistics; sentence scores per sample."""
 
     name: ClassVar[str]

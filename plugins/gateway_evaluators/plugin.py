@@ -40,11 +40,3 @@ EVALUATORS: list[type[Any]] = [
 def register_evaluators(register: Callable[[type[Any]], None]) -> None:
     for evaluator in EVALUATORS:
         register(evaluator)
-
-
-@hookimpl
-def model_version_created(version: Any, context: dict[str, Any]) -> None:
-    # Evals on each new version; the runner loads only when there is a set to run.
-    from .autoeval import run_version_evals
-
-    run_version_evals(version, context)

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gateway.contracts import Sample, Score
+from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
 from gateway.errors import GatewayError
 
-from .options import Options, PerSampleEvaluator, collapse_whitespace, ideals
+from .options import collapse_whitespace, ideals
 
 _FENCE = re.compile(r"```[ \t]*(?:json[a-z0-9]*)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 _MISSING = object()

@@ -5,16 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from gateway.contracts import Sample, Score
+from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
 from gateway.errors import GatewayError
 
-from .options import (
-    Options,
-    PerSampleEvaluator,
-    collapse_whitespace,
-    ideals,
-    strip_punctuation,
-)
+from .options import collapse_whitespace, ideals, strip_punctuation
 
 
 class Exact(PerSampleEvaluator):

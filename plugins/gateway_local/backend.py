@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.contracts import (
+    BackendContext,
     BackendRequestError,
     BackendUnavailable,
+    BaseBackend,
     ChatRequest,
     CompletionRequest,
     Delta,
@@ -40,18 +42,20 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS = 1024
 
 
-class LocalBackend:
+class LocalBackend(BaseBackend):
     name: ClassVar[str] = "local"
     description: ClassVar[str] = (
         "transformers + peft on this machine: one base model, many LoRA adapters, "
         "continuous batching with mixed adapters"
     )
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = dict(settings)
-        self.base = str(settings.get("base") or "")
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        super().__init__(settings, context)
+        self.base = context.base
         # A registered base carries a local folder; otherwise the name may be a hub id.
-        self.model_path = str(settings.get("base_path") or settings.get("model") or self.base)
+        model = context.base_model
+        self.model_path = str(context.base_path or settings.get("model")
+                              or (model.hf_id if model else None) or self.base)
         self.max_batch_size = int(settings.get("max_batch_size", 16))
         self.max_wait_ms = float(settings.get("max_wait_ms", 10.0))
         self.max_adapters = int(settings.get("max_adapters", 8))
@@ -62,7 +66,7 @@ class LocalBackend:
         self.device = settings.get("device")
         self.configured_threads = settings.get("threads")
         # Serving over HTTP keeps a core for the event loop; a batch command uses all.
-        self.serving = bool(settings.get("serving", False))
+        self.serving = context.serving
         self.threads = 0
         self.default_max_tokens = int(settings.get("default_max_tokens", DEFAULT_MAX_TOKENS))
         self.tokenizer: Any = None

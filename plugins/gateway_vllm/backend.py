@@ -2,8 +2,8 @@
 gateway or already running (attach mode), and publishes registry adapters to
 it through vLLM's runtime LoRA API on first use.
 
-Settings ([backends."BASE"] in config.toml, plus base, base_path and home from
-the Router):
+Settings ([backends."BASE"] in config.toml; the base model, home and the
+registered versions come in the BackendContext):
 - url: attach to this vLLM server instead of launching one;
 - python (default: this interpreter), args, host, port (0 picks a free one),
   env, startup_timeout (600 s): how to launch vLLM;
@@ -31,8 +31,10 @@ from typing import Any, ClassVar
 import httpx
 
 from gateway.contracts import (
+    BackendContext,
     BackendRequestError,
     BackendUnavailable,
+    BaseBackend,
     ChatRequest,
     CompletionRequest,
     Delta,
@@ -95,19 +97,19 @@ def _transport_error(base: str, exc: Exception) -> BackendUnavailable:
     return BackendUnavailable(f"vLLM for {base!r} is not reachable ({type(exc).__name__}: {exc})")
 
 
-class VllmBackend:
+class VllmBackend(BaseBackend):
     name: ClassVar[str] = "vllm"
     description: ClassVar[str] = (
         "a vLLM OpenAI server, launched by the gateway or attached by url; "
         "registry adapters are published to it on first use"
     )
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = dict(settings)
-        self.base = str(settings["base"])
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        super().__init__(settings, context)
+        self.base = context.base
         _check_settings(self.base, settings)
-        self.base_path = settings.get("base_path")
-        self.home = settings.get("home")
+        self.base_path = context.base_path
+        self.home = context.home
         self.attach_url = settings.get("url")
         self.served_name = str(settings.get("served_model_name") or self.base)
         self.host = str(settings.get("host", "127.0.0.1"))
@@ -156,7 +158,7 @@ class VllmBackend:
         )
         try:
             self.identities = await asyncio.to_thread(
-                base_identities, self.home, self.base, self.base_path
+                base_identities, self.base, self.context.base_model
             )
             if self.attach_url:
                 await self._attach()
@@ -179,8 +181,8 @@ class VllmBackend:
             await asyncio.sleep(0.5)
 
     async def _launch(self) -> None:
-        if not self.max_rank and self.home:
-            ranks = await asyncio.to_thread(registered_ranks, str(self.home), self.base)
+        if not self.max_rank:
+            ranks = await asyncio.to_thread(lambda: registered_ranks(self.context.versions()))
             self.max_rank = rank_limit(ranks)
         self.max_rank = self.max_rank or rank_limit([])
         port = int(self.settings.get("port", 0)) or free_port(self.host)

@@ -73,9 +73,9 @@ def test_max_words_scores(gateway_home: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_words": "ten"}, "option 'max_words' must be a whole number"),
-        ({"max_words": -1}, "option 'max_words' must be a whole number"),
-        ({"max_word": 3}, "unknown option max_word"),
+        ({"max_words": "ten"}, "option 'max_words' must be an integer"),
+        ({"max_words": -1}, "option 'max_words' must be at least 0"),
+        ({"max_word": 3}, "unknown option 'max_word'"),
     ],
 )
 def test_max_words_rejects_bad_options(gateway_home: Path, options: dict[str, Any], message: str) -> None:
@@ -107,7 +107,8 @@ def test_reverse_backend_answers_through_the_router(echo_base: Path) -> None:
             assert completion.text == "cba"
 
             health = await backend.health()
-            assert health == {"status": "ok", "base": "echo-base", "requests": 3}
+            assert health == {"status": "ok", "backend": "reverse", "base": "echo-base",
+                              "requests": 3}
         finally:
             await router.close()
 
@@ -148,7 +149,7 @@ def test_reverse_backend_refuses_adapters(echo_base: Path) -> None:
             backend = await router.backend_for(target)
             with pytest.raises(BackendRequestError, match="base models only"):
                 await backend.chat(ChatRequest(target=target, messages=MESSAGES))
-            with pytest.raises(NotImplementedError):
+            with pytest.raises(BackendRequestError, match="serves no adapters"):
                 await backend.load_adapter(target)
         finally:
             await router.close()

@@ -1,8 +1,9 @@
 """The `reverse` backend: answers with the last user message (or the prompt) reversed.
 
 It is deterministic and needs no model, which makes it a readable template
-for a real backend: what the Backend protocol asks for, how settings arrive,
-how streaming ends with finish_reason and usage, and what to raise.
+for a real backend: it subclasses the SDK's BaseBackend (which supplies
+start, close, adapter refusals and health), reads its settings, streams
+with finish_reason and usage on the last piece, and raises the SDK's errors.
 Tokens here are whitespace-separated words.
 """
 
@@ -12,13 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from gateway.contracts import (
+    BackendContext,
     BackendRequestError,
+    BaseBackend,
     ChatRequest,
     CompletionRequest,
     Delta,
     Generation,
     GenerationParams,
-    ModelTarget,
     Usage,
 )
 
@@ -32,26 +34,18 @@ def content_text(content: Any) -> str:
     return ""
 
 
-class ReverseBackend:
+class ReverseBackend(BaseBackend):
     """Serves every base model it is configured for by reversing the input."""
 
     name: ClassVar[str] = "reverse"
     description: ClassVar[str] = "answers with the last user message reversed (an example)"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        # The host passes the [backends."<base>"] table of config.toml plus
-        # "base", "base_path", "home" and a few more it knows.
-        self.base = str(settings.get("base", ""))
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        # settings: the [backends."<base>"] table of config.toml, as written;
+        # context: the base model, home, adapter roots and registered versions.
+        super().__init__(settings, context)
         self.prefix = str(settings.get("prefix", ""))
-        self.started = False
         self.requests = 0
-
-    async def start(self) -> None:
-        # A real backend loads weights or launches a server here, once.
-        self.started = True
-
-    async def close(self) -> None:
-        self.started = False
 
     def _answer(self, request: ChatRequest | CompletionRequest) -> tuple[str, str, Usage]:
         if request.target.adapter_path or request.target.remote_id:
@@ -88,15 +82,8 @@ class ReverseBackend:
         if not pieces:
             yield Delta(text="", finish_reason=finish, usage=usage)
 
-    async def load_adapter(self, target: ModelTarget) -> None:
-        raise NotImplementedError("the reverse backend has no adapters")
-
-    async def unload_adapter(self, target: ModelTarget) -> None:
-        raise NotImplementedError("the reverse backend has no adapters")
-
     async def health(self) -> dict[str, Any]:
-        return {"status": "ok" if self.started else "stopped", "base": self.base,
-                "requests": self.requests}
+        return {**await super().health(), "requests": self.requests}
 
 
 def _limit(text: str, params: GenerationParams) -> tuple[str, str]:

@@ -1,7 +1,7 @@
-"""Evals on each new model version (the `model_version_created` hook).
+"""Evals on each new model version, run by the core once its job has succeeded.
 
-The eval sets are those given with `gateway train --eval` (context["evalsets"])
-plus `[auto_eval] <name> = [...]` in config.toml. Each set runs on the new
+The eval sets are those given with `gateway train --eval` plus
+`[auto_eval] <name> = [...]` in config.toml. Each set runs on the new
 version, on its base model and on `name@prod` when that alias exists (and is
 another version); `version_evals` links the new version's run to each
 baseline's run, which `gateway models show` reads through
@@ -11,18 +11,35 @@ gateway.evaluation.runs.version_eval_summary.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Sequence
 
-from gateway.config import Config, load_config
-from gateway.errors import GatewayError
-from gateway.registry import ModelVersion
+from gateway.config import Config
+from gateway.contracts import ModelVersion
+from gateway.errors import GatewayError, PluginError
 from gateway.store import Store
 
 
-def evalsets_for(version: ModelVersion, context: dict[str, Any], config: Config) -> list[str]:
-    names = [str(n) for n in context.get("evalsets") or []]
-    names += config.auto_eval.get(version.name, [])
-    return list(dict.fromkeys(names))
+def evalsets_for(config: Config, name: str, requested: Sequence[str] = ()) -> list[str]:
+    """The eval sets for a new version of `name`: those asked for, then [auto_eval]'s."""
+    return list(dict.fromkeys([*map(str, requested), *config.auto_eval.get(name, [])]))
+
+
+def check_evaluators(names: Sequence[str]) -> None:
+    """Fail before any work when a set's scorers are not available (say, because
+    GATEWAY_PLUGINS leaves out the plugin that provides them)."""
+    from gateway.evaluation.evalset import load_evalset
+    from gateway.plugins import get_evaluator_class
+
+    for name in names:
+        try:
+            evalset = load_evalset(name)
+        except (GatewayError, OSError):
+            continue  # reported when the evals run; the version is still made
+        for spec in evalset.scorers:
+            try:
+                get_evaluator_class(spec.name)
+            except PluginError as exc:
+                raise PluginError(f"--eval {name}: its scorer {spec.name!r} cannot load: {exc}") from exc
 
 
 def baselines(store: Store, version: ModelVersion) -> list[tuple[str, str]]:
@@ -35,18 +52,18 @@ def baselines(store: Store, version: ModelVersion) -> list[tuple[str, str]]:
     return found
 
 
-def run_version_evals(version: ModelVersion, context: dict[str, Any]) -> list[str]:
+def run_version_evals(config: Config, store: Store, version: ModelVersion,
+                      requested: Sequence[str] = ()) -> list[str]:
     """Run the eval sets for a new version and its baselines; returns the new version's run ids.
 
     Problems are reported on stderr and never undo the version.
     """
-    config = context.get("config") or load_config()
-    names = evalsets_for(version, context, config)
+    names = evalsets_for(config, version.name, requested)
     if not names:
         return []
     from gateway.evaluation.runner import run_sync
 
-    return run_sync(_run_all(config, Store(config.db_path), version, names))
+    return run_sync(_run_all(config, store, version, names))
 
 
 def _warn(message: str) -> None:

@@ -94,10 +94,11 @@ def bench_runner_overhead(samples: int = 5_000) -> dict[str, float]:
         os.environ["GATEWAY_HOME"] = str(home)
         (home / "config.toml").write_text('default_backend = "bench-instant"\n')
         from gateway.config import load_config
+        from gateway.contracts import BaseModel
         from gateway.evaluation.evalset import load_evalset
         from gateway.evaluation.runner import run_eval_sync
         from gateway.plugins import get_plugin_manager, reset_plugin_manager
-        from gateway.registry import BaseModel, add_base_model
+        from gateway.registry import add_base_model
         from gateway.store import Store
 
         reset_plugin_manager()

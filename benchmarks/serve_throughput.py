@@ -92,7 +92,8 @@ def make_adapters(model: Path, dest: Path, count: int) -> dict[str, Path]:
 
 def launch_gateway(model: Path, adapters: dict[str, Path], work: Path, threads: int, dtype: str
                    ) -> tuple[str, subprocess.Popen[bytes], list[str]]:
-    from gateway.registry import BaseModel, add_base_model, create_version
+    from gateway.contracts import BaseModel
+    from gateway.registry import add_base_model, create_version
     from gateway.store import Store
 
     home = work / "home"

@@ -77,7 +77,8 @@ def launch_vllm(python: str, model: Path, work: Path) -> tuple[str, Any]:
 
 
 def launch_gateway(vllm_url: str, model: Path, work: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    from gateway.registry import BaseModel, add_base_model
+    from gateway.contracts import BaseModel
+    from gateway.registry import add_base_model
     from gateway.store import Store
 
     home = work / "home"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
-from gateway.registry import ModelVersion, list_versions
+from gateway.contracts import ModelVersion
+from gateway.registry import list_versions
 from gateway.store import Store
 
 EVALSET = "support-tickets"

@@ -240,8 +240,9 @@ def _train(
     config: Config, store: Store, job: Job, log: EventLog, control: _Control,
     progress: Progress | None,
 ) -> None:
+    from gateway.contracts import BaseModel
     from gateway.plugins import get_trainer
-    from gateway.registry import BaseModel, get_base_model
+    from gateway.registry import get_base_model
 
     if control.cancelled():
         _finish(store, log, job, "cancelled", "cancelled before training started")

@@ -11,7 +11,8 @@ import click
 from gateway.cli.context import AppContext, pass_app
 
 if TYPE_CHECKING:
-    from gateway.data import DataReport, TokenCounter
+    from gateway.contracts import TokenCounter
+    from gateway.data import DataReport
     from gateway.store import Store
 
 

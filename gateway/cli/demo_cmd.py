@@ -12,9 +12,9 @@ from gateway.cli.context import AppContext, pass_app
 from gateway.cli.output import echo_rows
 
 if TYPE_CHECKING:
+    from gateway.contracts import ModelVersion
     from gateway.evaluation.compare import Comparison
     from gateway.evaluation.evalset import EvalSet
-    from gateway.registry import ModelVersion
 
 STAGES = 5
 

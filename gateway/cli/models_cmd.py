@@ -16,7 +16,7 @@ from gateway.cli.output import echo_rows, format_option
 from gateway.model_sources import add_local_model, import_gguf_model, pull_builtin_model
 
 if TYPE_CHECKING:
-    from gateway.registry import BaseModel
+    from gateway.contracts import BaseModel
     from gateway.store import Store
 
 def _describe_base(model: BaseModel) -> str:
@@ -48,7 +48,8 @@ def add(app: AppContext, path: Path | None, hf_id: str | None, name: str | None,
 
     A hub id is only recorded here; it is fetched by whatever uses it.
     """
-    from gateway.registry import BaseModel, add_base_model
+    from gateway.contracts import BaseModel
+    from gateway.registry import add_base_model
 
     if (path is None) == (hf_id is None):
         raise click.UsageError("give exactly one of --path DIR or --hf ID")

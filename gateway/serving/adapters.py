@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.registry import BaseModel
+from gateway.contracts import BaseModel
 from gateway.serving.errors import ApiError
 
 ADAPTER_CONFIG = "adapter_config.json"

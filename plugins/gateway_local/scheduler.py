@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import torch
 
 from gateway.contracts import BackendRequestError, BackendUnavailable
-from gateway_local.serving_adapters import AdapterSet
-from gateway_local.serving_batch import BASE_ADAPTER, Batch, Sequence, sample
+from gateway_local.serving_adapters import BASE_ADAPTER, AdapterSet
+from gateway_local.serving_batch import Batch, Sequence, sample
 
 T = TypeVar("T")
 

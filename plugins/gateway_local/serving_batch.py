@@ -142,7 +142,8 @@ class Batch:
             use_cache=True,
             logits_to_keep=keep,
         )
-        return out.logits[:, -1, :]
+        logits: torch.Tensor = out.logits[:, -1, :]
+        return logits
 
     def add(self, adapters: AdapterSet, seqs: list[Sequence]) -> torch.Tensor:
         """Prefill seqs, splice them into the batch; return their next-token logits."""

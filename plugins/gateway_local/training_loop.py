@@ -189,8 +189,8 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=hp["learning_rate"], weight_decay=hp["weight_decay"])
     schedule = Schedule(len(rows), hp["batch_size"], hp["grad_accum"], hp["seed"])
-    total = hp["max_steps"] or hp["epochs"] * schedule.steps_per_epoch
-    warmup = hp["warmup_steps"]
+    total = int(hp["max_steps"] or hp["epochs"] * schedule.steps_per_epoch)
+    warmup = int(hp["warmup_steps"])
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -226,7 +226,8 @@ def train(
             with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                 enabled=autocast_dtype is not None):
                 loss, _ = loss_sum(model, batch, device)
-            scaler.scale(loss / max(labelled, 1)).backward()
+            scaled: torch.Tensor = scaler.scale(loss / max(labelled, 1))
+            scaled.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
             step_loss += float(loss.detach())
         if hp["max_grad_norm"]:
             scaler.unscale_(optimizer)

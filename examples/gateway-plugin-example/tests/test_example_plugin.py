@@ -19,6 +19,7 @@ import pytest
 from gateway.config import load_config
 from gateway.contracts import (
     BackendRequestError,
+    BaseModel,
     ChatRequest,
     CompletionRequest,
     GenerationParams,
@@ -27,7 +28,7 @@ from gateway.contracts import (
 )
 from gateway.errors import GatewayError
 from gateway.plugins import get_evaluator_class
-from gateway.registry import BaseModel, add_base_model
+from gateway.registry import add_base_model
 from gateway.router import Router
 from gateway.store import Store
 

@@ -238,7 +238,7 @@ def _registered(kind: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     owner: dict[str, str] = {}
     caller = HOOKS[kind](state.pm)
-    for impl in reversed(caller.get_hookimpls()):  # in registration order
+    for impl in caller.get_hookimpls():  # in registration order: the first name wins
         items: list[Any] = []
         impl.function(register=items.append)
         for item in items:

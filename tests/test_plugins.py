@@ -12,6 +12,7 @@ import pytest
 from gateway import hookimpl
 from gateway.contracts import PerSampleEvaluator, Sample, Score
 from gateway.plugins import evaluators, plugin_infos, reset_plugin_manager
+from gateway.testing.fixtures import registered_plugins
 
 
 class ShoutEvaluator(PerSampleEvaluator):
@@ -37,7 +38,8 @@ def test_builtin_plugins_are_listed(gateway_home: Path, gateway_cli: Any) -> Non
     result = gateway_cli("plugins", "list", "--format", "json")
     assert result.exit_code == 0
     names = {row["name"] for row in json.loads(result.output)}
-    assert {"local", "vllm", "hosted", "evaluators"} <= names
+    assert {"local", "vllm", "evaluators"} <= names
+    assert "hosted" not in names  # registers nothing yet, so it is not offered
 
 
 def test_third_party_plugin_shows_in_list(
@@ -53,7 +55,13 @@ def test_third_party_plugin_shows_in_list(
 
 
 def test_plugin_is_gone_after_fixture(gateway_home: Path) -> None:
+    # The fixture's own machinery, run here start to end, so no other test's order matters.
+    with registered_plugins() as register:
+        register(ThirdPartyPlugin(), "shouty")
+        assert "shouty" in {i.name for i in plugin_infos()}
+        assert "shout" in evaluators()
     assert "shouty" not in {i.name for i in plugin_infos()}
+    assert "shout" not in evaluators()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ def gateway_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     reset_plugin_manager()
 
 
-@pytest.fixture
-def register_plugin() -> Iterator[Callable[[object, str], None]]:
-    """Call `register_plugin(obj, name)` to add a plugin for one test."""
+@contextmanager
+def registered_plugins() -> Iterator[Callable[[object, str], None]]:
+    """`register(obj, name)` adds a plugin until the block ends (what the fixture uses)."""
     from gateway.plugins import get_plugin_manager
 
     names: list[str] = []
@@ -34,12 +35,21 @@ def register_plugin() -> Iterator[Callable[[object, str], None]]:
         get_plugin_manager().register(plugin, name=name)
         names.append(name)
 
-    yield register
-    pm = get_plugin_manager()
-    for name in names:
-        plugin = pm.get_plugin(name)
-        if plugin is not None:
-            pm.unregister(plugin)
+    try:
+        yield register
+    finally:
+        pm = get_plugin_manager()
+        for name in names:
+            plugin = pm.get_plugin(name)
+            if plugin is not None:
+                pm.unregister(plugin)
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[[object, str], None]]:
+    """Call `register_plugin(obj, name)` to add a plugin for one test."""
+    with registered_plugins() as register:
+        yield register
 
 
 @pytest.fixture

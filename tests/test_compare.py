@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from gateway import hookimpl
+from gateway.config import load_config
 from gateway.contracts import (
     BackendContext,
     BaseBackend,
@@ -315,6 +316,24 @@ def test_regress_fails_when_the_candidate_answers_wrongly(answer_models: None, g
                           "--max-drop", "0.9", "--format", "json")
     assert lenient.exit_code == 0
     assert json.loads(lenient.output)["decision"]["passed"] is True
+
+
+def test_regress_and_compare_keep_an_evalset_given_as_a_folder(
+    answer_models: None, evalsets: Path, gateway_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not findable by name any more: only the folder path leads to it.
+    monkeypatch.delenv("GATEWAY_EVALSETS_PATH")
+    folder = str(evalsets / "tickets")
+    result = gateway_cli("regress", folder, "--baseline", "good", "--candidate", "bad",
+                         "--format", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.output)
+    assert "could not be loaded" not in result.output
+    runs = Store(load_config().db_path).query("SELECT id FROM eval_runs ORDER BY created")
+    compared = gateway_cli("compare", runs[0]["id"], runs[1]["id"])
+    assert compared.exit_code == 0, compared.output
+    assert "clustered by customer" in compared.output
+    assert "could not be loaded" not in compared.output and report["decision"]["passed"] is False
 
 
 @pytest.mark.parametrize(

@@ -200,11 +200,16 @@ def test_cli_validate_reports_errors(gateway_home: Path, gateway_cli: Any, broke
     assert "line 12: duplicate of line 1" in out
     assert "Error: " in out and "has 9 errors" in out
 
-    as_json = gateway_cli("data", "validate", str(broken_file), "--json")
+    as_json = gateway_cli("data", "validate", str(broken_file), "--format", "json")
     assert as_json.exit_code == 1
-    data = json.loads(as_json.output[: as_json.output.rindex("}") + 1])
+    data = json.loads(as_json.stdout[: as_json.stdout.rindex("}") + 1])
     assert data["ok"] is False and data["examples"] == 13
     assert [e["line"] for e in data["errors"]] == [3, 5, 6, 7, 7, 8, 9, 10, 11]
+    # The old flag still works, with a note on stderr.
+    legacy = gateway_cli("data", "validate", str(broken_file), "--json")
+    assert legacy.exit_code == 1
+    assert json.loads(legacy.stdout[: legacy.stdout.rindex("}") + 1]) == data
+    assert "--json is deprecated; use --format json" in legacy.stderr
 
 
 def test_cli_validate_with_base_uses_the_token_counter_hook(

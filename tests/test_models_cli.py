@@ -68,7 +68,7 @@ def test_add_local_folder_reads_metadata(gateway_home: Path, gateway_cli: Any, t
     assert result.output.strip() == (
         f"Added base model {name} (LlamaForCausalLM, 3.2M params, context 2048)"
     )
-    shown = json.loads(gateway_cli("models", "show", name, "--json").output)
+    shown = json.loads(gateway_cli("models", "show", name, "--format", "json").output)
     assert shown["type"] == "base" and shown["source"] == "path"
     assert shown["path"] == str(tiny_model_dir.resolve())
     assert (shown["architecture"], shown["context_length"]) == ("LlamaForCausalLM", 2048)
@@ -191,7 +191,7 @@ def test_import_real_smollm2_gguf(gateway_home: Path, gateway_cli: Any, smollm2_
     assert lines[0] == f"Converting {smollm2_gguf.name} to safetensors in {dest} (takes about a minute)..."
     assert f"Added base model smol (LlamaForCausalLM, 134.5M params, context 8192) at {dest}\n" in result.output
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in dest.iterdir()}
-    shown = json.loads(gateway_cli("models", "show", "smol", "--json").output)
+    shown = json.loads(gateway_cli("models", "show", "smol", "--format", "json").output)
     assert (shown["source"], shown["parameters"]) == ("gguf", 134_515_008)
     # The converted folder is a working base model: its tokenizer counts tokens.
     data = gateway_home / "train.jsonl"
@@ -229,7 +229,7 @@ def test_list_show_and_alias_versions(gateway_home: Path, gateway_cli: Any, tiny
     table = gateway_cli("models", "list").output
     assert table.splitlines()[0].split() == ["model", "type", "base", "id", "location", "details", "created"]
 
-    shown = json.loads(gateway_cli("models", "show", "bot@prod", "--json").output)
+    shown = json.loads(gateway_cli("models", "show", "bot@prod", "--format", "json").output)
     assert shown["id"] == v1.id and shown["ref"] == "bot@v1" and shown["base"] == "tiny"
     assert shown["dataset_sha256"] == "cd" * 32
     assert shown["hyperparameters"] == {"lora_r": 8, "epochs": 2}
@@ -240,7 +240,7 @@ def test_list_show_and_alias_versions(gateway_home: Path, gateway_cli: Any, tiny
 
     text = gateway_cli("models", "show", "bot").output
     assert f"id:               {v2.id}" in text and "ref:              bot@v2" in text
-    base = json.loads(gateway_cli("models", "show", "tiny", "--json").output)
+    base = json.loads(gateway_cli("models", "show", "tiny", "--format", "json").output)
     assert base["versions"] == ["bot@v1", "bot@v2"]
 
 

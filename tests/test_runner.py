@@ -397,7 +397,7 @@ def test_autoeval_on_new_version(env: tuple[Any, Store], gateway_home: Path) -> 
 
     from gateway.cli import assemble
 
-    shown = CliRunner().invoke(assemble(), ["models", "show", v2.ref, "--json"])
+    shown = CliRunner().invoke(assemble(), ["models", "show", v2.ref, "--format", "json"])
     assert shown.exit_code == 0, shown.output
     evals = {(r["evalset"], r["role"]): r for r in json.loads(shown.output)["evals"]}
     assert evals[("capitals", "base")]["delta"] == 1.0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gateway.cli.context import AppContext, pass_app
+from gateway.cli.output import object_format_option, wants_json
 
 if TYPE_CHECKING:
     from gateway.contracts import TokenCounter
@@ -81,11 +82,11 @@ def data() -> None:
 @click.option("--max-tokens", type=click.IntRange(min=1),
               help="Longest allowed example in tokens (default: the base model's context).")
 @click.option("--min-examples", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@object_format_option
 @pass_app
 def validate(
     app: AppContext, file: Path, base: str | None, max_tokens: int | None, min_examples: int,
-    as_json: bool,
+    fmt: str, legacy_json: bool,
 ) -> None:
     """Check an OpenAI chat fine-tuning JSONL file; list every error with its line.
 
@@ -96,7 +97,7 @@ def validate(
 
     counter = token_counter_for(app.store, base) if base else None
     report = validate_chat_file(file, counter, max_tokens=max_tokens, min_examples=min_examples)
-    if as_json:
+    if wants_json(fmt, legacy_json):
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         print_report(report, base)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway.cli.context import AppContext, pass_app
-from gateway.cli.output import echo_rows, format_option
+from gateway.cli.output import echo_rows, format_option, object_format_option, wants_json
 from gateway.model_sources import add_local_model, import_gguf_model, pull_builtin_model
 
 if TYPE_CHECKING:
@@ -144,9 +144,9 @@ def _lineage(store: Store, version_id: str) -> dict[str, Any]:
 
 @models.command("show")
 @click.argument("model")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@object_format_option
 @pass_app
-def show(app: AppContext, model: str, as_json: bool) -> None:
+def show(app: AppContext, model: str, fmt: str, legacy_json: bool) -> None:
     """Show a base model, or a version with its lineage.
 
     MODEL is a base model name, a version id, NAME@vN, NAME@ALIAS or NAME.
@@ -165,7 +165,7 @@ def show(app: AppContext, model: str, as_json: bool) -> None:
 
         info = _lineage(app.store, target.version_id)
         info["evals"] = version_eval_summary(app.store, target.version_id)
-    if as_json:
+    if wants_json(fmt, legacy_json):
         click.echo(json.dumps(info, indent=2, default=str))
         return
     evals = info.pop("evals", [])

@@ -64,3 +64,23 @@ format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
     help="Output format.",
 )
+
+
+def _deprecated_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        click.echo("note: --json is deprecated; use --format json", err=True)
+    return value
+
+
+def object_format_option(command: Any) -> Any:
+    """`--format text|json` for commands that print one object, plus the old `--json`
+    flag as a hidden alias that prints a deprecation note. The command receives
+    `fmt` and `legacy_json`; `wants_json(fmt, legacy_json)` decides."""
+    command = click.option("--json", "legacy_json", is_flag=True, hidden=True,
+                           callback=_deprecated_json, help="Deprecated: use --format json.")(command)
+    return click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text",
+                        show_default=True, help="Output format.")(command)
+
+
+def wants_json(fmt: str, legacy_json: bool) -> bool:
+    return fmt == "json" or legacy_json

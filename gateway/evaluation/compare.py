@@ -10,6 +10,7 @@ the comparison goes on without them and says so in `notes`.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -35,6 +36,8 @@ class RunInfo:
     sample_count: int | None
     created: str | None
     evalset_sha256: str | None = None
+    # The folder the set was loaded from, so a set given as a path is found again.
+    evalset_path: str | None = None
 
     @property
     def label(self) -> str:
@@ -155,11 +158,12 @@ def get_run(store: Store, ref: str) -> RunInfo:
         raise GatewayError(f"{ref!r} matches several eval runs ({ids}); give more of the id")
     r = rows[0]
     created = r.get("created")
+    settings = json.loads(r["settings"]) if isinstance(r.get("settings"), str) else {}
     return RunInfo(
         id=r["id"], evalset=r["evalset"], model=r["model"], prompt_variant=r["prompt_variant"],
         status=r["status"], sample_count=r["sample_count"],
         created=created.isoformat() if isinstance(created, datetime) else None,
-        evalset_sha256=r.get("evalset_sha256"),
+        evalset_sha256=r.get("evalset_sha256"), evalset_path=settings.get("evalset_path"),
     )
 
 
@@ -259,7 +263,7 @@ def compare_runs(
         if run.status != "completed":
             notes.append(f"run {run.id} is {run.status}, not completed")
 
-    view, note = load_view(a.evalset, a.evalset_sha256)
+    view, note = load_view(a.evalset, a.evalset_sha256, a.evalset_path)
     if note:
         notes.append(note)
     cluster_params = view.cluster_lists() if view is not None and view.cluster else None

@@ -85,7 +85,7 @@ def _sample_table(
            WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND sample_id IN (SELECT unnest(?::VARCHAR[]))""",
         [run_ids, ids],
     )
-    view, _ = load_view(runs[0].evalset, runs[0].evalset_sha256)
+    view, _ = load_view(runs[0].evalset, runs[0].evalset_sha256, runs[0].evalset_path)
     table: dict[str, dict[str, Any]] = {}
     for sid in ids:
         row = view.row(sid) if view is not None else None

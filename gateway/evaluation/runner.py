@@ -298,6 +298,7 @@ async def run_eval(
         if run_id is None:
             run_id = new_id("evalrun")
             settings = {"resume_key": resume_key, "generation": params.__dict__, "limit": limit,
+                        "evalset_path": str(evalset.path.parent.resolve()),
                         "concurrency": concurrency, "cache": cache, "retries": retries,
                         "variant": variant.fingerprint(),
                         "scorers": [{"id": s.id, "name": s.name, "options": s.options}

@@ -1,14 +1,16 @@
 """What compare and report read from an eval set: clusters, samples, corpus metrics.
 
-Runs store only the eval set's name and hash, so the set is loaded again by
-name. When it cannot be loaded (moved, renamed), callers carry on without
-clusters or bootstraps and report the note this module returns.
+Runs store the eval set's name, hash and the folder it was loaded from, so
+the set is loaded again from that folder, else by name. When it cannot be
+loaded (moved, renamed), callers carry on without clusters or bootstraps and
+report the note this module returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.contracts import Sample
 from gateway.errors import GatewayError
@@ -52,12 +54,20 @@ class EvalSetView:
         ]
 
 
-def load_view(name: str, sha256: str | None = None) -> tuple[EvalSetView | None, str | None]:
+def load_view(name: str, sha256: str | None = None,
+              path: str | None = None) -> tuple[EvalSetView | None, str | None]:
     """The eval set a run used, and a note for the reader when something is off."""
     from gateway.evaluation.evalset import load_evalset
 
+    evalset: EvalSet | None = None
+    if path and Path(path).is_dir():
+        try:
+            found = load_evalset(path)
+        except GatewayError:
+            found = None
+        evalset = found if found is not None and found.name == name else None
     try:
-        evalset = load_evalset(name)
+        evalset = evalset or load_evalset(name)
     except GatewayError as exc:
         return None, f"eval set {name!r} could not be loaded ({exc}); unclustered, no bootstrap"
     notes: list[str] = []

@@ -44,6 +44,15 @@ def test_hookspecs_import_only_the_contracts_and_the_registry_not_the_host() -> 
     assert not any(m == "gateway.plugins" or m.startswith("gateway.plugins.") for m in registry)
 
 
+def test_plugins_see_only_the_sdk() -> None:
+    root = GATEWAY.parent
+    # gateway.data's chat-JSONL reader is the one core helper a plugin still uses (training_data).
+    allowed = {"gateway", "gateway.contracts", "gateway.plugins", "gateway.data"}
+    for path in [*(root / "plugins").rglob("*.py"),
+                 *(root / "examples" / "gateway-plugin-example" / "src").rglob("*.py")]:
+        assert gateway_imports(path) <= allowed, path
+
+
 def test_the_core_reads_no_capability_with_getattr() -> None:
     allowed = {"plugins.py", "keys_cmd.py", "routes_completions.py"}
     offenders = []

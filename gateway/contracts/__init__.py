@@ -9,6 +9,8 @@ docs/plugins.md walks through it.
 - Evaluators subclass `PerSampleEvaluator` (optional: `needs_chat`,
   `needs_evalset_dir`, `corpus_level` with `score_corpus`) and read their
   options through `Options`.
+- Errors (`GatewayError`, `ConfigError`) and the hardware rules (`choose_dtype`,
+  `default_threads`, `read_capabilities`...) that backends and trainers share.
 """
 
 from __future__ import annotations
@@ -50,8 +52,24 @@ from gateway.contracts.training import (
     TrainingResult,
     TrainingSpec,
 )
+from gateway.errors import ConfigError, GatewayError
+from gateway.hardware import (
+    AUTO,
+    DTYPES,
+    Capabilities,
+    choose_dtype,
+    default_threads,
+    dtype_reason,
+    probe_capabilities,
+    read_capabilities,
+    resolve_dtype,
+    threads_reason,
+    usable_cores,
+)
 
 __all__ = [
+    "AUTO",
+    "DTYPES",
     "Backend",
     "BackendContext",
     "BackendRequestError",
@@ -59,11 +77,14 @@ __all__ = [
     "BaseBackend",
     "BaseModel",
     "BaseTrainer",
+    "Capabilities",
     "ChatFunction",
     "ChatRequest",
     "CompletionRequest",
+    "ConfigError",
     "Delta",
     "Evaluator",
+    "GatewayError",
     "Generation",
     "GenerationParams",
     "JobControl",
@@ -80,5 +101,13 @@ __all__ = [
     "TrainingResult",
     "TrainingSpec",
     "Usage",
+    "choose_dtype",
+    "default_threads",
+    "dtype_reason",
     "mean_score",
+    "probe_capabilities",
+    "read_capabilities",
+    "resolve_dtype",
+    "threads_reason",
+    "usable_cores",
 ]

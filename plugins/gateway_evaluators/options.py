@@ -10,8 +10,7 @@ import re
 import string
 import unicodedata
 
-from gateway.contracts import Sample, Score
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError, Sample, Score
 
 
 def ideals(sample: Sample, evaluator: str) -> list[str]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError, Options, PerSampleEvaluator, Sample, Score
 
 from .options import ideals, threshold_score
 

@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gateway.contracts import Options, PerSampleEvaluator, Sample, Score
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError, Options, PerSampleEvaluator, Sample, Score
 
 from .options import collapse_whitespace, ideals
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.contracts import (
+    AUTO,
     BackendContext,
     BackendRequestError,
     BackendUnavailable,
@@ -26,9 +27,6 @@ from gateway.contracts import (
     Generation,
     ModelTarget,
     Usage,
-)
-from gateway.hardware import (
-    AUTO,
     default_threads,
     dtype_reason,
     read_capabilities,

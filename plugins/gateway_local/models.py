@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.contracts import ModelInfo
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError, ModelInfo
 from gateway_local.convert import (
     SMOLLM2_PACKAGE,
     describe_model_dir,

@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from gateway.contracts import JobControl, TrainingEvent, TrainingResult, TrainingSpec
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError, JobControl, TrainingEvent, TrainingResult, TrainingSpec
 
 # name -> (default, type). None as a default means "not set".
 HYPERPARAMETERS: dict[str, tuple[Any, type]] = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import GatewayError
+from gateway.contracts import GatewayError
 
 IGNORE = -100
 

@@ -19,9 +19,16 @@ from typing import Any
 
 import torch
 
-from gateway.contracts import JobControl, TrainingEvent, TrainingResult, TrainingSpec
-from gateway.errors import GatewayError
-from gateway.hardware import choose_dtype, read_capabilities, usable_cores
+from gateway.contracts import (
+    GatewayError,
+    JobControl,
+    TrainingEvent,
+    TrainingResult,
+    TrainingSpec,
+    choose_dtype,
+    read_capabilities,
+    usable_cores,
+)
 from gateway_local.training_data import IGNORE, Dataset, Example, collate, load_dataset, pack
 
 STATE_FILE = "trainer_state.pt"

@@ -31,18 +31,20 @@ from typing import Any, ClassVar
 import httpx
 
 from gateway.contracts import (
+    AUTO,
     BackendContext,
     BackendRequestError,
     BackendUnavailable,
     BaseBackend,
     ChatRequest,
     CompletionRequest,
+    ConfigError,
     Delta,
     Generation,
     ModelTarget,
+    choose_dtype,
+    probe_capabilities,
 )
-from gateway.errors import ConfigError
-from gateway.hardware import AUTO, choose_dtype, probe_capabilities
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
 from gateway_vllm.launcher import (

@@ -35,6 +35,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     # Seconds between request-log flushes to DuckDB.
     log_flush_interval: float = 1.0
+    # The largest upload POST /v1/files takes ([server] max_upload_mb, default 512 MiB).
+    max_upload_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -112,6 +114,7 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
             host=str(server_data.get("host", DEFAULT_HOST)),
             port=int(server_data.get("port", DEFAULT_PORT)),
             log_flush_interval=float(server_data.get("log_flush_interval", 1.0)),
+            max_upload_bytes=int(float(server_data.get("max_upload_mb", 512)) * 1024 * 1024),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg_path}: [server]: {exc}") from exc

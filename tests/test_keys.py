@@ -178,6 +178,14 @@ def test_inference_key_serves_models_but_not_adapters(keyed: Keyed) -> None:
     assert response.json()["error"]["type"] == "permission_error"
 
 
+def test_files_need_the_admin_key(keyed: Keyed) -> None:
+    with pytest.raises(openai.PermissionDeniedError):
+        keyed.client(keyed.inference).files.list()
+    with pytest.raises(openai.AuthenticationError):
+        keyed.client("gw-not-a-key").files.list()
+    assert keyed.client(keyed.admin).files.list().data == []
+
+
 def test_admin_key_manages_adapters_and_serves(keyed: Keyed) -> None:
     headers = {"Authorization": f"Bearer {keyed.admin}"}
     body = {"lora_name": "a1", "lora_path": str(keyed.adapter)}

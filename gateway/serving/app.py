@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from gateway.config import Config
-from gateway.serving import routes_adapters, routes_completions, routes_models
+from gateway.serving import routes_adapters, routes_completions, routes_files, routes_models
 from gateway.serving.errors import EXCEPTION_HANDLERS
 from gateway.serving.state import ServerState
 
@@ -31,6 +31,11 @@ ROUTES = [
     Route("/v1/completions", routes_completions.completions, methods=["POST"]),
     Route("/v1/load_lora_adapter", routes_adapters.load_lora_adapter, methods=["POST"]),
     Route("/v1/unload_lora_adapter", routes_adapters.unload_lora_adapter, methods=["POST"]),
+    Route("/v1/files", routes_files.create_file, methods=["POST"]),
+    Route("/v1/files", routes_files.list_all, methods=["GET"]),
+    Route("/v1/files/{file_id}", routes_files.retrieve, methods=["GET"]),
+    Route("/v1/files/{file_id}", routes_files.delete, methods=["DELETE"]),
+    Route("/v1/files/{file_id}/content", routes_files.content, methods=["GET"]),
 ]
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 from gateway.contracts import Usage
+from gateway.serving.errors import ApiError, as_api_error
 from gateway.serving.request_log import LogRow
-from gateway.serving.state import ServerState
+from gateway.serving.state import ServerState, server_state
 
 # The metrics label for requests whose model did not resolve: keeps a stream
 # of unknown names from growing the label set without bound.
@@ -42,3 +47,24 @@ class Call:
             completion_tokens=usage.completion_tokens if usage else 0,
             ttft_s=self.ttft_s,
         )
+
+
+async def admin_call(
+    request: Request,
+    work: Callable[[ServerState, Call], Awaitable[Response]],
+    to_error: Callable[[BaseException], ApiError] = as_api_error,
+) -> Response:
+    """An admin route's frame: the admin key, the request-log row, and every
+    failure answered in OpenAI's shape (`to_error` maps the route's own errors)."""
+    state = server_state(request)
+    call = Call(state, request.url.path)
+    try:
+        key = await state.keys.check(request, "admin")
+        call.row.key_id = key.id if key else None
+        response = await work(state, call)
+    except Exception as exc:
+        error = to_error(exc)
+        call.finish(error.status, error.message)
+        return error.response()
+    call.finish(response.status_code)
+    return response

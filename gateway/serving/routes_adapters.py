@@ -18,10 +18,10 @@ from gateway.contracts import ModelTarget
 from gateway.errors import NotFoundError
 from gateway.registry import list_base_models, resolve
 from gateway.serving.adapters import check_adapter_path, choose_base
-from gateway.serving.calls import Call
-from gateway.serving.errors import ApiError, as_api_error
+from gateway.serving.calls import Call, admin_call
+from gateway.serving.errors import ApiError
 from gateway.serving.params import read_json
-from gateway.serving.state import ServerState, server_state
+from gateway.serving.state import ServerState
 
 
 def _lora_name(body: dict[str, object]) -> str:
@@ -74,21 +74,14 @@ AdapterAction = Callable[[ServerState, Call, str, dict[str, Any]], Awaitable[Non
 
 
 async def _manage_adapter(request: Request, act: AdapterAction, done: str) -> Response:
-    """What both adapter routes share: the admin key, the request log, OpenAI errors."""
-    state = server_state(request)
-    call = Call(state, request.url.path)
-    try:
-        key = await state.keys.check(request, "admin")
-        call.row.key_id = key.id if key else None
+    """What both adapter routes share: the admin frame, the lora_name, vLLM's reply text."""
+    async def work(state: ServerState, call: Call) -> Response:
         body = await read_json(request)
         name = call.row.model = call.row.adapter = _lora_name(body)
         await act(state, call, name, body)
-    except Exception as exc:
-        error = as_api_error(exc)
-        call.finish(error.status, error.message)
-        return error.response()
-    call.finish(200)
-    return PlainTextResponse(f"Success: LoRA adapter '{name}' {done} successfully.")
+        return PlainTextResponse(f"Success: LoRA adapter '{name}' {done} successfully.")
+
+    return await admin_call(request, work)
 
 
 async def _load(state: ServerState, call: Call, name: str, body: dict[str, Any]) -> None:

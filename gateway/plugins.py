@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import pluggy
 from gateway import hookspecs
 from gateway.contracts import Backend, Evaluator, ModelVersion, Trainer
 from gateway.errors import PluginError
+from gateway.util import NAME_RE
 
 hookimpl = hookspecs.hookimpl
 ENTRY_POINT_GROUP = "gateway"
@@ -204,30 +204,22 @@ HOOKS: dict[str, Callable[[pluggy.PluginManager], Any]] = {
     "backend": lambda pm: pm.hook.register_backends,
     "evaluator": lambda pm: pm.hook.register_evaluators,
 }
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def registration_problem(kind: str, item: Any) -> str | None:
     """Why a registered class cannot be used, or None when it is complete."""
     if not isinstance(item, type):
         return f"registered {item!r} as a {kind}, which is not a class"
-    name = _class_attr(item, "name")
+    name = getattr(item, "name", None)
     if not isinstance(name, str) or not NAME_RE.match(name):
         return f"{kind} class {item.__name__} has no valid `name` (got {name!r})"
-    description = _class_attr(item, "description")
+    description = getattr(item, "description", None)
     if not isinstance(description, str) or not description.strip():
         return f"{kind} {name!r} ({item.__name__}) has no `description`"
     missing = [m for m in REQUIRED[kind] if not hasattr(item, m)]
     if missing:
         return (f"{kind} {name!r} ({item.__name__}) lacks {', '.join(missing)}; subclass "
                 f"gateway.contracts.{BASES[kind]} for the defaults")
-    return None
-
-
-def _class_attr(cls: type, attr: str) -> object:
-    for klass in cls.__mro__:
-        if attr in klass.__dict__:
-            return klass.__dict__[attr]
     return None
 
 

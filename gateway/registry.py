@@ -18,9 +18,8 @@ from typing import Any
 from gateway.contracts import BaseModel, ModelTarget, ModelVersion
 from gateway.errors import GatewayError, NotFoundError
 from gateway.store import Store
-from gateway.util import utcnow
+from gateway.util import NAME_RE, utcnow
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VERSION_REF_RE = re.compile(r"^(?P<name>[^@]+)@v(?P<version>\d+)$")
 
 

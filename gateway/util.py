@@ -1,11 +1,15 @@
-"""Small helpers shared across the core: ids, time, hashing."""
+"""Small helpers shared across the core: ids, names, time, hashing."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+
+# What a model, version, alias or plugin-registered class may be called.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def utcnow() -> datetime:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -42,15 +41,14 @@ from gateway.contracts import (
     Delta,
     Generation,
     ModelTarget,
-    choose_dtype,
-    probe_capabilities,
 )
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
 from gateway_vllm.launcher import (
     VllmProcess,
+    check_settings,
     free_port,
-    has_flag,
+    launch_dtype,
     port_is_free,
     server_command,
     server_env,
@@ -60,39 +58,6 @@ VLLM_DEFAULT_RANK = 16  # vLLM's own --max-lora-rank default, assumed in attach 
 WATCH_INTERVAL_S = 0.5
 ATTACH_PROBE_S = 5.0
 MAX_BACKOFF_S = 30.0
-
-
-def _check_settings(base: str, settings: dict[str, Any]) -> None:
-    """Reject settings of the wrong type, naming the config table they came from."""
-    table = f'[backends."{base}"]'
-    if not isinstance(settings.get("args", []), list):
-        raise ConfigError(f'{table}: args must be a list of strings, e.g. ["--max-model-len", "2048"]')
-    if not isinstance(settings.get("env", {}), dict):
-        raise ConfigError(f"{table}: env must be a table of strings")
-    for key in ("port", "max_lora_rank", "max_loras"):
-        if not isinstance(settings.get(key, 0), int):
-            raise ConfigError(f"{table}: {key} must be an integer, got {settings[key]!r}")
-    for key in ("startup_timeout", "request_timeout"):
-        if not isinstance(settings.get(key, 0), (int, float)):
-            raise ConfigError(f"{table}: {key} must be a number of seconds, got {settings[key]!r}")
-
-
-def _native_dtype(python: str) -> str:
-    """The auto dtype for the torch that vLLM's interpreter runs."""
-    try:
-        caps = probe_capabilities(python)
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        raise BackendUnavailable(f"cannot read the hardware report from {python}: {exc}") from exc
-    return choose_dtype(caps)
-
-
-def _flag_value(args: list[str], flag: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-    return None
 
 
 def _transport_error(base: str, exc: Exception) -> BackendUnavailable:
@@ -109,7 +74,7 @@ class VllmBackend(BaseBackend):
     def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
         super().__init__(settings, context)
         self.base = context.base
-        _check_settings(self.base, settings)
+        check_settings(self.base, settings)
         self.base_path = context.base_path
         self.home = context.home
         self.attach_url = settings.get("url")
@@ -198,10 +163,7 @@ class VllmBackend(BaseBackend):
         model = str(self.base_path or self.settings.get("model") or self.base)
         args = [str(a) for a in self.settings.get("args", [])]
         python = str(self.settings.get("python") or sys.executable)
-        if has_flag(args, "--dtype"):
-            self.dtype = _flag_value(args, "--dtype")
-        elif self.dtype is None:
-            self.dtype = await asyncio.to_thread(_native_dtype, python)
+        self.dtype = await asyncio.to_thread(launch_dtype, self.configured_dtype, args, python)
         command = server_command(
             python=python,
             model=model,

@@ -18,10 +18,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from gateway.contracts import BackendUnavailable
+from gateway.contracts import (
+    AUTO,
+    BackendUnavailable,
+    ConfigError,
+    choose_dtype,
+    probe_capabilities,
+)
 
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 READY_POLL_S = 0.5
@@ -84,6 +91,46 @@ def server_command(
         command += ["--dtype", dtype]
     return command + args
 
+
+
+def check_settings(base: str, settings: dict[str, Any]) -> None:
+    """Reject settings of the wrong type, naming the config table they came from."""
+    table = f'[backends."{base}"]'
+    if not isinstance(settings.get("args", []), list):
+        raise ConfigError(f'{table}: args must be a list of strings, e.g. ["--max-model-len", "2048"]')
+    if not isinstance(settings.get("env", {}), dict):
+        raise ConfigError(f"{table}: env must be a table of strings")
+    for key in ("port", "max_lora_rank", "max_loras"):
+        if not isinstance(settings.get(key, 0), int):
+            raise ConfigError(f"{table}: {key} must be an integer, got {settings[key]!r}")
+    for key in ("startup_timeout", "request_timeout"):
+        if not isinstance(settings.get(key, 0), (int, float)):
+            raise ConfigError(f"{table}: {key} must be a number of seconds, got {settings[key]!r}")
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value the user's extra vLLM arguments give `flag` (`--f v` or `--f=v`)."""
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def launch_dtype(configured: str, args: list[str], python: str) -> str:
+    """vLLM's --dtype: the one in `args`, else the config's, else the hardware rule
+    as the torch of vLLM's own interpreter reports it."""
+    given = flag_value(args, "--dtype")
+    if given:
+        return given
+    if configured != AUTO:
+        return configured
+    try:
+        caps = probe_capabilities(python)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise BackendUnavailable(f"cannot read the hardware report from {python}: {exc}") from exc
+    return choose_dtype(caps)
 
 
 def server_env(extra: dict[str, str], model_is_local: bool) -> dict[str, str]:

@@ -60,6 +60,10 @@ class Config:
     adapter_roots: list[Path] = field(default_factory=list)
     # Model name -> eval sets to run on each new version of it.
     auto_eval: dict[str, list[str]] = field(default_factory=dict)
+    # [jobs] max_running: jobs training on this machine at once, across processes.
+    max_running_jobs: int = 1
+    # [fine_tuning] trainer: what POST /v1/fine_tuning/jobs trains with.
+    api_trainer: str = "local"
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,6 +96,34 @@ def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: [{key}] must be a table")
     return value
+
+
+# The litellm providers the hosted plugin fine-tunes and serves through.
+PROVIDER_KINDS = ("openai", "azure", "vertex_ai")
+SECRET_KEYS = ("api_key", "key", "secret", "token", "password")
+
+
+def check_providers(providers: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """[providers.NAME] tables: a litellm provider, api_base, and the NAME of the
+    environment variable that holds the key. A key written into the file is refused."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, entry in providers.items():
+        where = f"{path}: [providers.{name}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table")
+        kind = entry.get("provider")
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{where}: provider = {kind!r}; use one of {', '.join(PROVIDER_KINDS)}")
+        secrets = [k for k in entry if k.lower() in SECRET_KEYS]
+        if secrets:
+            # Never echo the value: it may be a real key.
+            raise ConfigError(f"{where}: {secrets[0]} must not hold a secret in the file; put the "
+                              "key in an environment variable and name it with api_key_env")
+        env = entry.get("api_key_env")
+        if env is not None and not (isinstance(env, str) and env.replace("_", "").isalnum()):
+            raise ConfigError(f"{where}: api_key_env must be the NAME of an environment variable")
+        checked[str(name)] = dict(entry)
+    return checked
 
 
 def load_config(path: Path | str | None = None, home: Path | None = None) -> Config:
@@ -136,14 +168,23 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
         str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
         for k, v in _section(data, "auto_eval", cfg_path).items()
     }
+    jobs_data = _section(data, "jobs", cfg_path)
+    try:
+        max_running = int(jobs_data.get("max_running", 1))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg_path}: [jobs] max_running: {exc}") from exc
+    if max_running < 1:
+        raise ConfigError(f"{cfg_path}: [jobs] max_running must be at least 1")
     return Config(
         home=home,
         path=cfg_path if cfg_path.exists() else None,
         server=server,
         default_backend=str(data.get("default_backend", "local")),
         backends=backends,
-        providers=_section(data, "providers", cfg_path),
+        providers=check_providers(_section(data, "providers", cfg_path), cfg_path),
         adapter_roots=adapter_roots,
         auto_eval=auto_eval,
+        max_running_jobs=max_running,
+        api_trainer=str(_section(data, "fine_tuning", cfg_path).get("trainer", "local")),
         raw=data,
     )

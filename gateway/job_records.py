@@ -40,6 +40,12 @@ class Job:
     finished: datetime | None = None
     dataset_sha256: str | None = None
     evalsets: list[str] = field(default_factory=list)
+    claim: str | None = None
+    provider: str | None = None
+    # The provider's id for a hosted job, stored as soon as the provider answers.
+    remote_job_id: str | None = None
+    # What an OpenAI-API client asked for (file ids, seed, metadata, hyperparameters).
+    api: dict[str, Any] = field(default_factory=dict)
 
     @property
     def orphaned(self) -> bool:
@@ -81,6 +87,7 @@ def _job_from_row(row: dict[str, Any]) -> Job:
     data = dict(row)
     data["hyperparameters"] = json.loads(data["hyperparameters"] or "{}")
     data["evalsets"] = json.loads(data["evalsets"] or "[]")
+    data["api"] = json.loads(data.get("api") or "{}")
     return Job(**data)
 
 
@@ -91,9 +98,14 @@ def get_job(store: Store, job_id: str) -> Job:
     return _job_from_row(row)
 
 
-def list_jobs(store: Store, limit: int | None = None) -> list[Job]:
-    sql = "SELECT * FROM jobs ORDER BY created DESC"
-    rows = store.query(sql + (f" LIMIT {int(limit)}" if limit else ""))
+def list_jobs(store: Store, limit: int | None = None, after: str | None = None) -> list[Job]:
+    """Jobs newest first; `after` (a job id) starts the page after that job."""
+    sql, params = "SELECT * FROM jobs", []
+    if after is not None:
+        sql += " WHERE (created, id) < (SELECT (created, id) FROM jobs WHERE id = ?)"
+        params.append(after)
+    sql += " ORDER BY created DESC, id DESC"
+    rows = store.query(sql + (f" LIMIT {int(limit)}" if limit else ""), params)
     return [_job_from_row(r) for r in rows]
 
 

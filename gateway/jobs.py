@@ -16,10 +16,8 @@ stored hyperparameters are the ones the run used.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -28,12 +26,11 @@ from typing import Any
 from gateway.config import Config
 from gateway.contracts import TrainingEvent, TrainingResult, TrainingSpec
 from gateway.errors import GatewayError, NotFoundError
+from gateway.job_log import EventLog, update_job
 from gateway.job_records import ACTIVE, TERMINAL, Job, get_job, latest_checkpoint
 from gateway.store import Store
 from gateway.util import new_id, sha256_file, utcnow
 
-# Seconds between batched event writes while a job runs.
-FLUSH_INTERVAL = 2.0
 # How many data errors a failed job's message lists before "and N more".
 MAX_LISTED_ERRORS = 20
 
@@ -43,6 +40,17 @@ Progress = Callable[[TrainingEvent], None]
 def _default_name(base: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", base.rsplit("/", 1)[-1]).strip("-._")
     return (name or "model")[:64]
+
+
+def provider_settings(config: Config, provider: str | None, trainer: str) -> dict[str, Any]:
+    """The `[providers.NAME]` table a hosted job uses; a clear error when it is missing."""
+    known = ", ".join(sorted(config.providers)) or "none configured"
+    if not provider:
+        raise GatewayError(f"trainer {trainer!r} needs --provider NAME ([providers.NAME] in "
+                           f"config.toml; known: {known})")
+    if provider not in config.providers:
+        raise GatewayError(f"unknown provider {provider!r} (known: {known})")
+    return dict(config.providers[provider])
 
 
 def create_job(
@@ -56,12 +64,22 @@ def create_job(
     suffix: str | None = None,
     hyperparameters: dict[str, Any] | None = None,
     evalsets: list[str] | None = None,
+    provider: str | None = None,
+    api: dict[str, Any] | None = None,
 ) -> Job:
-    """Store a new job in `validating_files`, with its data copied into its folder."""
-    from gateway.plugins import get_trainer
+    """Store a new job in `validating_files`, with its data copied into its folder.
+
+    `provider` names a `[providers.NAME]` entry (hosted trainers need one);
+    `api` keeps what an OpenAI-API client sent (see gateway.fine_tuning).
+    """
+    from gateway.plugins import get_trainer, trainer_needs_provider
     from gateway.registry import validate_name
 
     trainer_cls = get_trainer(trainer)
+    if trainer_needs_provider(trainer):
+        provider_settings(config, provider, trainer)
+    elif provider is not None:
+        raise GatewayError(f"trainer {trainer!r} runs here and takes no --provider")
     params = trainer_cls().resolve_hyperparameters(dict(hyperparameters or {}))
     if evalsets:
         from gateway.evaluation.autoeval import check_evaluators
@@ -84,16 +102,17 @@ def create_job(
         validation_file=str(Path(validation_file).resolve()) if validation_file else None,
         suffix=suffix, hyperparameters=params, output_dir=str(folder), created=utcnow(),
         dataset_sha256=sha256_file(folder / "training.jsonl"), evalsets=list(evalsets or []),
+        provider=provider, api=dict(api or {}),
     )
     with store.transaction() as con:
         con.execute(
             """INSERT INTO jobs (id, trainer, base, status, training_file, validation_file, suffix,
-               hyperparameters, output_dir, created, dataset_sha256, evalsets)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               hyperparameters, output_dir, created, dataset_sha256, evalsets, provider, api)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 job.id, job.trainer, job.base, job.status, job.training_file, job.validation_file,
                 job.suffix, json.dumps(params), job.output_dir, job.created, job.dataset_sha256,
-                json.dumps(job.evalsets),
+                json.dumps(job.evalsets), job.provider, json.dumps(job.api, default=str),
             ],
         )
         con.execute(
@@ -102,70 +121,6 @@ def create_job(
             [job.id, job.created, f"created job {job.id}; validating files"],
         )
     return job
-
-
-class EventLog:
-    """Buffers a job's events and checkpoints; writes them in one transaction per flush."""
-
-    def __init__(self, store: Store, job_id: str) -> None:
-        self.store = store
-        self.job_id = job_id
-        self.events: list[list[Any]] = []
-        self.checkpoints: list[list[Any]] = []
-        self.last_flush = time.monotonic()
-
-    def add(self, event: TrainingEvent) -> None:
-        data = json.dumps(event.data, default=str)
-        # seq is assigned at flush: another process (a cancel) may add events meanwhile.
-        self.events.append([self.job_id, utcnow(), event.type, event.message, event.step, data])
-        if event.type == "checkpoint" and event.data.get("path"):
-            metrics = json.dumps(event.data.get("metrics", {}), default=str)
-            self.checkpoints.append(
-                [self.job_id, event.step or 0, str(event.data["path"]), metrics, utcnow()]
-            )
-            # A checkpoint must be on record before the process can die.
-            self.flush()
-        elif time.monotonic() - self.last_flush >= FLUSH_INTERVAL:
-            self.flush()
-
-    def flush(self) -> None:
-        self.last_flush = time.monotonic()
-        if not self.events and not self.checkpoints:
-            return
-        with self.store.transaction() as con:
-            if self.events:
-                row = con.execute(
-                    "SELECT coalesce(max(seq), -1) + 1 FROM job_events WHERE job_id = ?", [self.job_id]
-                ).fetchone()
-                first = int(row[0]) if row else 0
-                con.executemany(
-                    "INSERT INTO job_events (job_id, seq, created, type, message, step, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [[e[0], first + i, *e[1:]] for i, e in enumerate(self.events)],
-                )
-            if self.checkpoints:
-                con.executemany(
-                    "INSERT OR REPLACE INTO checkpoints (job_id, step, path, metrics, created) "
-                    "VALUES (?, ?, ?, ?, ?)", self.checkpoints
-                )
-        self.events, self.checkpoints = [], []
-
-
-def _update(store: Store, job_id: str, only_if: tuple[str, ...] | None = None, **fields: Any) -> bool:
-    """Set columns of a job; with `only_if`, only while its status is one of those."""
-    assignments = ", ".join(f"{name} = ?" for name in fields)
-    sql = f"UPDATE jobs SET {assignments} WHERE id = ?"
-    params: list[Any] = [*fields.values(), job_id]
-    if only_if:
-        sql += f" AND status IN ({', '.join('?' for _ in only_if)})"
-        params += list(only_if)
-    with store.connect() as con:
-        return bool(con.execute(sql + " RETURNING id", params).fetchall())
-
-
-def record_pid(store: Store, job_id: str, pid: int) -> None:
-    """Note the process that runs a job, so a dead one can be told apart."""
-    _update(store, job_id, pid=pid)
 
 
 class _Control:
@@ -196,7 +151,7 @@ def _finish(store: Store, log: EventLog, job: Job, status: str, message: str, **
     log.add(TrainingEvent(type="status", message=message))
     log.flush()
     # A job cancelled meanwhile stays cancelled.
-    return _update(store, job.id, only_if=ACTIVE, status=status, finished=utcnow(), **fields)
+    return update_job(store, job.id, only_if=ACTIVE, status=status, finished=utcnow(), **fields)
 
 
 def run_job(config: Config, store: Store, job_id: str, progress: Progress | None = None) -> Job:
@@ -205,10 +160,12 @@ def run_job(config: Config, store: Store, job_id: str, progress: Progress | None
     The job ends succeeded, failed (with the reason) or cancelled; checkpoints
     stay on disk either way. Returns the job as stored at the end.
     """
+    from gateway.job_claims import claim_job
+
     job = get_job(store, job_id)
     if job.status not in ("validating_files", "queued"):
         raise GatewayError(f"job {job.id} is {job.state}; only a new or resumed job can run")
-    _update(store, job.id, pid=os.getpid())
+    claim_job(store, job.id)
     log = EventLog(store, job.id)
     control = _Control(job.cancel_file)
     try:
@@ -222,9 +179,11 @@ def run_job(config: Config, store: Store, job_id: str, progress: Progress | None
                 log.add(TrainingEvent(type="message", message=text, data={"errors": errors}))
                 _finish(store, log, job, "failed", "failed at validating_files", error=text)
                 return get_job(store, job.id)
-            _update(store, job.id, only_if=ACTIVE, status="queued")
+            update_job(store, job.id, only_if=ACTIVE, status="queued")
             log.add(TrainingEvent(type="status", message="files validated; queued"))
-        _train(config, store, job, log, control, progress)
+            log.flush()
+        if _take_slot(config, store, job, log, control, progress):
+            _train(config, store, job, log, control, progress)
     except KeyboardInterrupt:
         _finish(store, log, job, "failed", "interrupted", error="interrupted; resume it with "
                 f"`gateway jobs resume {job.id}`")
@@ -236,42 +195,86 @@ def run_job(config: Config, store: Store, job_id: str, progress: Progress | None
     return get_job(store, job.id)
 
 
+def _take_slot(
+    config: Config, store: Store, job: Job, log: EventLog, control: _Control,
+    progress: Progress | None,
+) -> bool:
+    """Wait in `queued` for a compute slot (gateway.job_claims); False if cancelled."""
+    from gateway.job_claims import take_slot
+    from gateway.plugins import trainer_uses_local_compute as uses_slot
+
+    def waiting(busy: int) -> None:
+        event = TrainingEvent(type="message", message=f"waiting for a free slot ({busy} of "
+                              f"{config.max_running_jobs} running; [jobs] max_running)")
+        log.add(event)
+        log.flush()
+        if progress is not None:
+            progress(event)
+
+    if not uses_slot(job.trainer):
+        update_job(store, job.id, only_if=ACTIVE, status="running", started=job.started or utcnow())
+        return True
+    if take_slot(store, job.id, config.max_running_jobs, uses_slot, control.cancelled, waiting):
+        return True
+    _finish(store, log, job, "cancelled", "cancelled while queued")
+    return False
+
+
+def job_spec(config: Config, store: Store, job: Job) -> TrainingSpec:
+    """The TrainingSpec a trainer gets for `job`, as it stands in the store."""
+    from gateway.contracts import BaseModel
+    from gateway.registry import get_base_model
+
+    try:
+        base: BaseModel | None = get_base_model(store, job.base)
+    except NotFoundError:
+        base = None  # a hub id or a remote model the trainer knows how to reach
+    return TrainingSpec(
+        job_id=job.id, base=job.base, base_path=base.path if base else None,
+        training_file=job.folder / "training.jsonl",
+        validation_file=job.folder / "validation.jsonl" if job.validation_file else None,
+        suffix=job.suffix, hyperparameters=dict(job.hyperparameters), output_dir=job.folder,
+        resume_from=latest_checkpoint(store, job.id), provider=job.provider,
+        provider_settings=dict(config.providers.get(job.provider or "", {})),
+        remote_job_id=job.remote_job_id,
+    )
+
+
 def _train(
     config: Config, store: Store, job: Job, log: EventLog, control: _Control,
     progress: Progress | None,
 ) -> None:
-    from gateway.contracts import BaseModel
     from gateway.plugins import get_trainer
-    from gateway.registry import get_base_model
 
     if control.cancelled():
         _finish(store, log, job, "cancelled", "cancelled before training started")
         return
     trainer = get_trainer(job.trainer)()
-    try:
-        base: BaseModel | None = get_base_model(store, job.base)
-    except NotFoundError:
-        base = None  # a hub id or a remote model the trainer knows how to reach
-    resume_from = latest_checkpoint(store, job.id)
-    _update(store, job.id, only_if=ACTIVE, status="running", started=job.started or utcnow())
-    log.add(TrainingEvent(
-        type="status",
-        message=f"running; resuming from {resume_from}" if resume_from else "running",
-    ))
+    registered = store.query_one("SELECT id FROM model_versions WHERE job_id = ?", [job.id])
+    if registered is not None:
+        # A crash came between registering and finishing: the version stands as it is.
+        _succeed(config, store, job, registered["id"], log)
+        return
+    spec = job_spec(config, store, job)
+    resume_from = spec.resume_from
+    if job.remote_job_id:
+        message = f"running; re-attaching to {job.provider} job {job.remote_job_id}"
+    else:
+        message = f"running; resuming from {resume_from}" if resume_from else "running"
+    log.add(TrainingEvent(type="status", message=message))
     log.flush()
-    spec = TrainingSpec(
-        job_id=job.id, base=job.base, base_path=base.path if base else None,
-        training_file=job.folder / "training.jsonl",
-        validation_file=job.folder / "validation.jsonl" if job.validation_file else None,
-        suffix=job.suffix, hyperparameters=dict(job.hyperparameters), output_dir=job.folder,
-        resume_from=resume_from,
-    )
     result: TrainingResult | None = None
     for item in trainer.train(spec, control):
         if isinstance(item, TrainingResult):
             result = item
             break
         log.add(item)
+        remote_job_id = item.data.get("remote_job_id")
+        if remote_job_id and remote_job_id != job.remote_job_id:
+            # Stored before anything else can fail: a restart re-attaches to it.
+            log.flush()
+            update_job(store, job.id, remote_job_id=str(remote_job_id))
+            job.remote_job_id = str(remote_job_id)
         if progress is not None:
             progress(item)
     log.flush()
@@ -286,28 +289,42 @@ def _train(
 def _register(
     config: Config, store: Store, job: Job, trainer: Any, result: TrainingResult, log: EventLog
 ) -> None:
-    from gateway.evaluation.autoeval import run_version_evals
-    from gateway.plugins import announce_version
     from gateway.registry import create_version
 
     artifact: str | None = None
     if result.artifact_path is not None:
+        # Copied beside its final place, then renamed: no version ever points at
+        # a half-copied folder, and a registered version's folder is never touched.
         dest = config.adapters_dir / job.id
+        staging = config.adapters_dir / f".{job.id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(result.artifact_path, staging)
         if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(result.artifact_path, dest)
+            shutil.rmtree(dest)  # left by a crash before registration: no version uses it
+        staging.rename(dest)
         artifact = str(dest)
     version = create_version(
         store, base=job.base, name=job.suffix or _default_name(job.base), kind=result.kind,
         provider=result.provider, artifact_uri=artifact, remote_id=result.remote_id,
         trainer=job.trainer, trainer_version=trainer.version, job_id=job.id,
-        dataset_sha256=job.dataset_sha256, hyperparameters=job.hyperparameters,
+        dataset_sha256=job.dataset_sha256,
+        hyperparameters=result.hyperparameters if result.hyperparameters is not None
+        else job.hyperparameters,
         metrics=result.metrics,
     )
-    tokens = result.metrics.get("trained_tokens")
+    _succeed(config, store, job, version.id, log)
+
+
+def _succeed(config: Config, store: Store, job: Job, version_id: str, log: EventLog) -> None:
+    from gateway.evaluation.autoeval import run_version_evals
+    from gateway.plugins import announce_version
+    from gateway.registry import get_version
+
+    version = get_version(store, version_id)
+    tokens = version.metrics.get("trained_tokens")
     _finish(
         store, log, job, "succeeded", f"succeeded: {version.id} ({version.ref})",
-        model_version_id=version.id, remote_id=result.remote_id,
+        model_version_id=version.id, remote_id=version.remote_id,
         trained_tokens=int(tokens) if tokens is not None else None,
     )
     # Only now, with the job marked succeeded, do plugins and the auto-evals hear of it.
@@ -315,16 +332,28 @@ def _register(
     run_version_evals(config, store, version, job.evalsets)
 
 
-def cancel_job(store: Store, job_id: str) -> Job:
-    """Ask a job to stop. A running trainer sees it at its next step."""
+def cancel_job(store: Store, job_id: str, config: Config | None = None) -> Job:
+    """Ask a job to stop. A running trainer sees it at its next step; a job at a
+    provider is cancelled there too (with `config`, which names the provider)."""
+    from gateway.plugins import get_trainer
+
     job = get_job(store, job_id)
     if job.status in TERMINAL:
         raise GatewayError(f"job {job.id} already {job.status}; nothing to cancel")
     job.cancel_file.parent.mkdir(parents=True, exist_ok=True)
     job.cancel_file.touch()
-    _update(store, job.id, only_if=ACTIVE, status="cancelled", finished=utcnow())
+    update_job(store, job.id, only_if=ACTIVE, status="cancelled", finished=utcnow())
     log = EventLog(store, job.id)
     log.add(TrainingEvent(type="status", message="cancel requested"))
+    if job.remote_job_id and config is not None:
+        try:
+            get_trainer(job.trainer)().cancel(job_spec(config, store, job))
+        except Exception as exc:
+            log.add(TrainingEvent(type="message", message=f"cancel at {job.provider} failed: {exc}"))
+            log.flush()
+            raise GatewayError(f"job {job.id} is cancelled here, but cancelling {job.provider} "
+                               f"job {job.remote_job_id} failed: {exc}") from exc
+        log.add(TrainingEvent(type="status", message=f"cancelled {job.provider} job {job.remote_job_id}"))
     log.flush()
     return get_job(store, job.id)
 
@@ -338,7 +367,8 @@ def prepare_resume(store: Store, job_id: str) -> Job:
         raise GatewayError(f"job {job.id} is still {job.status} (process {job.pid})")
     job.cancel_file.unlink(missing_ok=True)
     checkpoint = latest_checkpoint(store, job.id)
-    _update(store, job.id, status="validating_files", error=None, finished=None, pid=None)
+    update_job(store, job.id, status="validating_files", error=None, finished=None, pid=None,
+            claim=None)
     log = EventLog(store, job.id)
     log.add(TrainingEvent(
         type="status",

@@ -18,7 +18,7 @@ from gateway.config import Config
 
 def spawn(config: Config, job_id: str, config_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a worker for the job and record its pid. Returns the process."""
-    from gateway.jobs import record_pid
+    from gateway.job_log import record_pid
     from gateway.store import Store
 
     folder = config.jobs_dir / job_id

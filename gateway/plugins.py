@@ -284,6 +284,19 @@ def get_trainer(name: str) -> type[Trainer]:
     return _lookup("trainer", trainers(), name)
 
 
+def trainer_needs_provider(name: str) -> bool:
+    """Whether jobs of this trainer must name a [providers.NAME] (BaseTrainer.needs_provider)."""
+    return bool(getattr(get_trainer(name), "needs_provider", False))
+
+
+def trainer_uses_local_compute(name: str) -> bool:
+    """Whether this trainer's jobs take a `[jobs] max_running` slot; unknown trainers do."""
+    try:
+        return bool(getattr(get_trainer(name), "uses_local_compute", True))
+    except PluginError:
+        return True
+
+
 def get_backend_class(name: str) -> type[Backend]:
     return _lookup("backend", backends(), name)
 

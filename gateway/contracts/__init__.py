@@ -33,6 +33,7 @@ from gateway.contracts.models import (
 from gateway.contracts.serving import (
     Backend,
     BackendContext,
+    BackendRateLimited,
     BackendRequestError,
     BackendUnavailable,
     BaseBackend,
@@ -72,6 +73,7 @@ __all__ = [
     "DTYPES",
     "Backend",
     "BackendContext",
+    "BackendRateLimited",
     "BackendRequestError",
     "BackendUnavailable",
     "BaseBackend",

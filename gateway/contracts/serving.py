@@ -69,11 +69,12 @@ class Generation:
 
 @dataclass
 class Delta:
-    """One streamed piece. The last one carries finish_reason and usage."""
+    """One streamed piece. The last one carries finish_reason, usage and, when known, cost."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    cost: float | None = None
 
 
 class BackendUnavailable(Exception):
@@ -85,6 +86,10 @@ class BackendUnavailable(Exception):
     def __init__(self, message: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BackendRateLimited(BackendUnavailable):
+    """The provider refused for its rate limit. Maps to HTTP 429 with Retry-After."""
 
 
 class BackendRequestError(Exception):

@@ -23,6 +23,11 @@ class TrainingSpec:
     output_dir: Path
     # The latest checkpoint to resume from, if the job ran before.
     resume_from: Path | None = None
+    # Hosted trainers: the configured provider's name and settings ([providers.NAME]),
+    # and the provider's job id once a first run created it (re-attach, never re-create).
+    provider: str | None = None
+    provider_settings: dict[str, Any] = field(default_factory=dict)
+    remote_job_id: str | None = None
 
 
 @dataclass
@@ -45,6 +50,9 @@ class TrainingResult:
     remote_id: str | None = None
     provider: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The hyperparameters the run actually used, when the trainer learns them
+    # (a provider reports its own); None keeps the job's resolved ones.
+    hyperparameters: dict[str, Any] | None = None
 
 
 class JobControl(Protocol):
@@ -72,15 +80,31 @@ class Trainer(Protocol):
     def train(
         self, spec: TrainingSpec, control: JobControl
     ) -> Iterator[TrainingEvent | TrainingResult]:
-        """Run the job, yielding events and finally exactly one TrainingResult."""
+        """Run the job, yielding events and finally exactly one TrainingResult.
+
+        A trainer that creates a remote job yields an event whose data holds
+        `remote_job_id` as soon as it has one; the host stores it at once and
+        passes it back as `spec.remote_job_id` when the job resumes.
+        """
+        ...
+
+    def cancel(self, spec: TrainingSpec) -> None:
+        """Stop the job where it runs (a provider's job); called by `jobs cancel`."""
         ...
 
 
 class BaseTrainer:
-    """Defaults for a Trainer: no version, hyperparameters taken as given."""
+    """Defaults for a Trainer: no version, hyperparameters taken as given.
+
+    `needs_provider`: jobs must name a configured provider (hosted trainers).
+    `uses_local_compute`: jobs take one of the `[jobs] max_running` slots while
+    they run; a trainer that only polls a provider sets it False.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    needs_provider: ClassVar[bool] = False
+    uses_local_compute: ClassVar[bool] = True
 
     @property
     def version(self) -> str | None:
@@ -93,3 +117,8 @@ class BaseTrainer:
         self, spec: TrainingSpec, control: JobControl
     ) -> Iterator[TrainingEvent | TrainingResult]:
         raise NotImplementedError(f"trainer {self.name!r} does not implement train()")
+
+    def cancel(self, spec: TrainingSpec) -> None:
+        """Nothing to do for a job that runs in this machine's processes: the
+        running trainer sees the cancel through JobControl."""
+        return None

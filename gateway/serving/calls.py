@@ -28,13 +28,17 @@ class Call:
     metric_model: str = UNKNOWN_MODEL
     ttft_s: float | None = None
 
-    def finish(self, status: int, error: str | None = None, usage: Usage | None = None) -> None:
+    def finish(
+        self, status: int, error: str | None = None, usage: Usage | None = None,
+        cost: float | None = None,
+    ) -> None:
         """Queue the log row and count the request."""
         latency = time.perf_counter() - self.started
         row = self.row
         row.route, row.status, row.error = self.route, status, error
         row.latency_ms = latency * 1000
         row.ttft_ms = self.ttft_s * 1000 if self.ttft_s is not None else None
+        row.cost = cost
         if usage is not None:
             row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         self.state.log.add(row)

@@ -7,6 +7,7 @@ catch-all answers 500 in the same shape as a last resort.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.contracts import BackendRequestError, BackendUnavailable
+from gateway.contracts import BackendRateLimited, BackendRequestError, BackendUnavailable
 from gateway.errors import GatewayError, NotFoundError, PluginError, StoreError
 
 ERROR_TYPES = {
@@ -23,7 +24,9 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    409: "invalid_request_error",
     413: "invalid_request_error",
+    429: "rate_limit_error",
     500: "server_error",
     503: "service_unavailable",
 }
@@ -40,8 +43,10 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         type: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.status = status
         self.message = message
         self.param = param
@@ -54,7 +59,10 @@ class ApiError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def model_not_found(model: str, detail: str = "") -> ApiError:
@@ -67,8 +75,12 @@ def as_api_error(exc: BaseException, *, model: str | None = None) -> ApiError:
     """The ApiError a raised exception stands for."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, BackendRateLimited):
+        return ApiError(429, f"Rate limited by the provider: {exc}", code="rate_limit_exceeded",
+                        retry_after=exc.retry_after)
     if isinstance(exc, BackendUnavailable):
-        return ApiError(503, f"The backend is unavailable: {exc}", code="backend_unavailable")
+        return ApiError(503, f"The backend is unavailable: {exc}", code="backend_unavailable",
+                        retry_after=exc.retry_after)
     if isinstance(exc, BackendRequestError):
         return ApiError(400, str(exc), code="backend_rejected_request")
     if isinstance(exc, NotFoundError) and model is not None:

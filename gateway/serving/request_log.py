@@ -25,8 +25,8 @@ MAX_QUEUED = 100_000
 
 INSERT = (
     "INSERT INTO request_log (id, created, key_id, route, model, model_version_id, backend, "
-    "adapter, stream, status, error, prompt_tokens, completion_tokens, latency_ms, ttft_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "adapter, stream, status, error, prompt_tokens, completion_tokens, latency_ms, ttft_ms, cost) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -48,6 +48,7 @@ class LogRow:
     completion_tokens: int | None = None
     latency_ms: float | None = None
     ttft_ms: float | None = None
+    cost: float | None = None  # in the provider's currency (USD for litellm's prices)
 
 
 class RequestLog:

@@ -68,7 +68,7 @@ async def _generate(request: Request, chat: bool) -> Response:
         finish_reason=generation.finish_reason,
         usage=generation.usage,
     )
-    call.finish(200, usage=generation.usage)
+    call.finish(200, usage=generation.usage, cost=generation.cost)
     return JSONResponse(body)
 
 
@@ -108,6 +108,7 @@ async def _events(
         )
 
     usage: Usage | None = None
+    cost: float | None = None
     finish_reason = "stop"
     # Until the stream completes, the client is the one that left (nginx's 499).
     status, error = CLIENT_CLOSED, "client closed the connection"
@@ -120,6 +121,7 @@ async def _events(
                 yield piece(delta.text, None)
             finish_reason = delta.finish_reason or finish_reason
             usage = delta.usage or usage
+            cost = delta.cost if delta.cost is not None else cost
             delta = await anext(deltas, None)
         yield piece(None, finish_reason)
         if parsed.include_usage:
@@ -138,7 +140,7 @@ async def _events(
         yield shapes.SSE_DONE
     finally:
         # Log first: on a disconnect the task is cancelled and any await may raise.
-        call.finish(status, error or None, usage)
+        call.finish(status, error or None, usage, cost)
         close = getattr(deltas, "aclose", None)
         if close is not None:
             await close()

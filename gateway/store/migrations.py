@@ -238,6 +238,24 @@ def m060_eval_runner(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m070_hosted_jobs(con: duckdb.DuckDBPyConnection) -> None:
+    # Jobs are claimed by one worker (claim), may run at a provider (provider,
+    # remote_job_id: stored as soon as the provider answers, so a restart
+    # re-attaches instead of paying for a second job), and keep the OpenAI
+    # request they came from (api: file ids, seed, metadata, the hyperparameters
+    # as asked). Served requests record their cost.
+    con.execute(
+        """
+        ALTER TABLE jobs ADD COLUMN claim TEXT;
+        ALTER TABLE jobs ADD COLUMN provider TEXT;
+        ALTER TABLE jobs ADD COLUMN remote_job_id TEXT;
+        ALTER TABLE jobs ADD COLUMN api JSON;
+        ALTER TABLE request_log ADD COLUMN cost DOUBLE;
+        """
+    )
+
+
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"

@@ -14,12 +14,17 @@ import sys
 from pathlib import Path
 
 from gateway.config import Config
+from gateway.store import Store
 
 
-def spawn(config: Config, job_id: str, config_path: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start a worker for the job and record its pid. Returns the process."""
+def spawn(
+    config: Config, job_id: str, config_path: Path | None = None, store: Store | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a worker for the job and record its pid. Returns the process.
+
+    Pass the caller's `store` when it has one: two Store objects in one process
+    writing the same row can conflict."""
     from gateway.job_log import record_pid
-    from gateway.store import Store
 
     folder = config.jobs_dir / job_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,14 +37,13 @@ def spawn(config: Config, job_id: str, config_path: Path | None = None) -> subpr
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=env,
         )
-    record_pid(Store(config.db_path), job_id, process.pid)
+    record_pid(store or Store(config.db_path), job_id, process.pid)
     return process
 
 
 def main(argv: list[str] | None = None) -> int:
     from gateway.config import load_config
     from gateway.jobs import run_job
-    from gateway.store import Store
 
     parser = argparse.ArgumentParser(prog="python -m gateway.jobs_worker")
     parser.add_argument("job_id")

@@ -2,7 +2,9 @@
 
 A key looks like `gw-<random>`. Its first characters (the prefix) are kept to
 recognise it in listings; the key itself is shown once, when it is created.
-Scopes: "inference" (the model routes) and "admin" (adapter management too).
+Scopes: "inference" (the model routes), "fine-tune" (files and fine-tuning
+jobs, and the model routes: a key that trains models can use them) and "admin"
+(everything, adapter management included).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from gateway.errors import GatewayError, NotFoundError
 from gateway.store import Store
 from gateway.util import new_id, sha256_text, utcnow
 
-SCOPES = ("inference", "admin")
+SCOPES = ("inference", "fine-tune", "admin")
 KEY_PREFIX = "gw-"
 PREFIX_LENGTH = len(KEY_PREFIX) + 6
 
@@ -39,8 +41,8 @@ def hash_key(secret: str) -> str:
 
 
 def scope_allows(have: str, need: str) -> bool:
-    """Whether a key of scope `have` may do what needs `need` (admin includes inference)."""
-    return have == need or have == "admin"
+    """Whether a key of scope `have` may do what needs `need` (admin includes every scope)."""
+    return have == need or have == "admin" or (have == "fine-tune" and need == "inference")
 
 
 def create_key(store: Store, scope: str, name: str | None = None) -> tuple[ApiKey, str]:

@@ -18,8 +18,10 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--name", default=None, help="A label to recognise the key by.")
 @click.option(
-    "--scope", type=click.Choice(["inference", "admin"]), default="inference", show_default=True,
-    help="inference: the model routes; admin: adapter management as well.",
+    "--scope", type=click.Choice(["inference", "fine-tune", "admin"]), default="inference",
+    show_default=True,
+    help="inference: the model routes; fine-tune: files and fine-tuning jobs as well; "
+    "admin: adapter management too.",
 )
 @pass_app
 def create(app: AppContext, name: str | None, scope: str) -> None:

@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from gateway.config import Config
-from gateway.serving import routes_adapters, routes_completions, routes_files, routes_models
+from gateway.serving import (
+    routes_adapters,
+    routes_completions,
+    routes_files,
+    routes_jobs,
+    routes_models,
+)
 from gateway.serving.errors import EXCEPTION_HANDLERS
 from gateway.serving.state import ServerState
 
@@ -36,6 +42,12 @@ ROUTES = [
     Route("/v1/files/{file_id}", routes_files.retrieve, methods=["GET"]),
     Route("/v1/files/{file_id}", routes_files.delete, methods=["DELETE"]),
     Route("/v1/files/{file_id}/content", routes_files.content, methods=["GET"]),
+    Route("/v1/fine_tuning/jobs", routes_jobs.create, methods=["POST"]),
+    Route("/v1/fine_tuning/jobs", routes_jobs.list_all, methods=["GET"]),
+    Route("/v1/fine_tuning/jobs/{job_id}", routes_jobs.retrieve, methods=["GET"]),
+    Route("/v1/fine_tuning/jobs/{job_id}/cancel", routes_jobs.cancel, methods=["POST"]),
+    Route("/v1/fine_tuning/jobs/{job_id}/events", routes_jobs.events, methods=["GET"]),
+    Route("/v1/fine_tuning/jobs/{job_id}/checkpoints", routes_jobs.checkpoints, methods=["GET"]),
 ]
 
 

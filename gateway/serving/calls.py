@@ -57,13 +57,14 @@ async def admin_call(
     request: Request,
     work: Callable[[ServerState, Call], Awaitable[Response]],
     to_error: Callable[[BaseException], ApiError] = as_api_error,
+    scope: str = "admin",
 ) -> Response:
-    """An admin route's frame: the admin key, the request-log row, and every
+    """A management route's frame: a key of `scope`, the request-log row, and every
     failure answered in OpenAI's shape (`to_error` maps the route's own errors)."""
     state = server_state(request)
     call = Call(state, request.url.path)
     try:
-        key = await state.keys.check(request, "admin")
+        key = await state.keys.check(request, scope)
         call.row.key_id = key.id if key else None
         response = await work(state, call)
     except Exception as exc:

@@ -1,7 +1,7 @@
 """OpenAI's Files API for fine-tuning data: /v1/files and /v1/files/{file_id}[/content].
 
 Uploads are validated exactly as `gateway data validate` does (gateway/files.py)
-and need an admin key whenever keys exist, as adapter management does.
+and need a `fine-tune` (or `admin`) key whenever keys exist.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from gateway.serving.calls import Call, admin_call
 from gateway.serving.errors import ApiError, as_api_error
 from gateway.serving.state import ServerState
 
+FINE_TUNE_SCOPE = "fine-tune"
 # Room for the multipart envelope around the file itself.
 ENVELOPE_BYTES = 64 * 1024
 
@@ -62,7 +63,7 @@ async def create_file(request: Request) -> Response:
                                          purpose, data)
         return JSONResponse(record.as_openai())
 
-    return await admin_call(request, work, _as_files_error)
+    return await admin_call(request, work, _as_files_error, FINE_TUNE_SCOPE)
 
 
 async def list_all(request: Request) -> Response:
@@ -72,7 +73,7 @@ async def list_all(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [r.as_openai() for r in records],
                              "has_more": False})
 
-    return await admin_call(request, work, _as_files_error)
+    return await admin_call(request, work, _as_files_error, FINE_TUNE_SCOPE)
 
 
 async def retrieve(request: Request) -> Response:
@@ -80,7 +81,7 @@ async def retrieve(request: Request) -> Response:
         record = await run_in_threadpool(get_file, state.store, request.path_params["file_id"])
         return JSONResponse(record.as_openai())
 
-    return await admin_call(request, work, _as_files_error)
+    return await admin_call(request, work, _as_files_error, FINE_TUNE_SCOPE)
 
 
 async def content(request: Request) -> Response:
@@ -88,7 +89,7 @@ async def content(request: Request) -> Response:
         data = await run_in_threadpool(file_content, state.store, request.path_params["file_id"])
         return Response(data, media_type="application/jsonl")
 
-    return await admin_call(request, work, _as_files_error)
+    return await admin_call(request, work, _as_files_error, FINE_TUNE_SCOPE)
 
 
 async def delete(request: Request) -> Response:
@@ -96,4 +97,4 @@ async def delete(request: Request) -> Response:
         record = await run_in_threadpool(delete_file, state.store, request.path_params["file_id"])
         return JSONResponse({"id": record.id, "object": "file", "deleted": True})
 
-    return await admin_call(request, work, _as_files_error)
+    return await admin_call(request, work, _as_files_error, FINE_TUNE_SCOPE)

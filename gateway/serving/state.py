@@ -16,6 +16,7 @@ from gateway.serving.auth import KeyCache
 from gateway.serving.metrics import Metrics
 from gateway.serving.request_log import RequestLog
 from gateway.serving.resolver import ResolveCache
+from gateway.serving.supervisor import JobSupervisor
 from gateway.store import Store
 
 # Request-path reads give up on a locked store sooner than the CLI does.
@@ -30,6 +31,7 @@ class ServerState:
     keys: KeyCache
     resolver: ResolveCache
     log: RequestLog
+    jobs: JobSupervisor
     metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
@@ -45,13 +47,16 @@ class ServerState:
             keys=KeyCache(Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT)),
             resolver=ResolveCache(router),
             log=RequestLog(Store(config.db_path), config.server.log_flush_interval),
+            jobs=JobSupervisor(config, reads),
         )
 
     def start(self) -> None:
         self.keys.reload()
         self.log.start()
+        self.jobs.start()
 
     async def close(self) -> None:
+        self.jobs.close()
         await self.resolver.close()
         try:
             await self.router.close()

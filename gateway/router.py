@@ -40,7 +40,22 @@ class Router:
             if model in self.runtime_targets:
                 target = self.runtime_targets[model]
                 return ModelTarget(**{**target.__dict__, "requested": model})
+            configured = self.configured_hosted_models().get(model)
+            if configured is not None:
+                return configured
             raise
+
+    def configured_hosted_models(self) -> dict[str, ModelTarget]:
+        """Models served by a provider as configured: `[backends."NAME"] backend = "hosted"`
+        with `provider` and `model` (the provider's model id, default NAME)."""
+        found = {}
+        for name, entry in self.config.backends.items():
+            if entry.backend == HOSTED_BACKEND:
+                found[name] = ModelTarget(
+                    requested=name, base=name, provider=str(entry.settings.get("provider", "")),
+                    remote_id=str(entry.settings.get("model", name)),
+                )
+        return found
 
     def backend_name(self, target: ModelTarget) -> str:
         if target.provider and target.adapter_path is None:

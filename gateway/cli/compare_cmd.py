@@ -71,7 +71,9 @@ def usage_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "run": name, "samples": usage.samples, "errors": usage.errors,
             "latency p50 ms": usage.latency_p50_ms, "latency p95 ms": usage.latency_p95_ms,
             "prompt tokens": usage.prompt_tokens_mean,
-            "completion tokens": usage.completion_tokens_mean, "model": run.label,
+            "completion tokens": usage.completion_tokens_mean,
+            "cost / 1k samples": f"${usage.cost_per_1000:.4f}" if usage.cost_per_1000 is not None else "",
+            "model": run.label,
         })
     return rows
 

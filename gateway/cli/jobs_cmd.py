@@ -73,10 +73,11 @@ def events(app: AppContext, job_id: str, fmt: str) -> None:
 @click.argument("job_id")
 @pass_app
 def cancel(app: AppContext, job_id: str) -> None:
-    """Cancel a job. A running trainer stops at its next step, keeping a checkpoint."""
+    """Cancel a job. A running trainer stops at its next step, keeping a checkpoint;
+    a job at a provider is cancelled there too."""
     from gateway.jobs import cancel_job
 
-    job = cancel_job(app.store, job_id)
+    job = cancel_job(app.store, job_id, app.config)
     click.echo(f"{job.id}: {job.status}")
 
 

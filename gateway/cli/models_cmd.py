@@ -100,7 +100,7 @@ def list_models(app: AppContext, fmt: str) -> None:
     for base in list_base_models(app.store):
         rows.append({
             "model": base.name, "type": "base", "base": "", "id": "",
-            "location": base.path or base.hf_id, "details": _describe_base(base),
+            "location": base.path or base.hf_id, "details": _describe_base(base), "data": "",
             "created": base.created,
         })
     refs: dict[str, str] = {}
@@ -109,16 +109,18 @@ def list_models(app: AppContext, fmt: str) -> None:
         rows.append({
             "model": version.ref, "type": f"version ({version.kind})", "base": version.base,
             "id": version.id, "location": version.artifact_uri or version.remote_id,
-            "details": version.trainer or "", "created": version.created,
+            "details": (version.trainer or "") + (f" at {version.provider}" if version.provider else ""),
+            # The training data's sha256: the same data trained two ways shows the same prefix.
+            "data": (version.dataset_sha256 or "")[:12], "created": version.created,
         })
     for alias in list_aliases(app.store):
         rows.append({
             "model": f"{alias['name']}@{alias['alias']}", "type": "alias", "base": "",
-            "id": alias["version_id"], "location": "",
+            "id": alias["version_id"], "location": "", "data": "",
             "details": f"-> {refs.get(alias['version_id'], alias['version_id'])}",
             "created": alias["updated"],
         })
-    echo_rows(rows, ["model", "type", "base", "id", "location", "details", "created"], fmt)
+    echo_rows(rows, ["model", "type", "base", "id", "location", "details", "data", "created"], fmt)
 
 
 def _lineage(store: Store, version_id: str) -> dict[str, Any]:
@@ -136,8 +138,8 @@ def _lineage(store: Store, version_id: str) -> dict[str, Any]:
     ]
     if version.job_id:
         info["job"] = store.query_one(
-            "SELECT id, status, training_file, validation_file, created, finished "
-            "FROM jobs WHERE id = ?", [version.job_id],
+            "SELECT id, status, training_file, validation_file, provider, remote_job_id, created, "
+            "finished FROM jobs WHERE id = ?", [version.job_id],
         )
     return info
 

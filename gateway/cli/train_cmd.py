@@ -86,6 +86,35 @@ def run_in_foreground(app: AppContext, job_id: str) -> None:
     raise GatewayError(f"job {job.id} failed: {job.error}")
 
 
+def _confirm_cost(app: AppContext, job_id: str, yes: bool) -> None:
+    """Print a paid job's estimated cost; ask (or need --yes) before it starts."""
+    from gateway.data import validate_chat_file
+    from gateway.errors import GatewayError
+    from gateway.job_records import get_job
+    from gateway.jobs import cancel_job, job_spec
+    from gateway.plugins import get_trainer
+
+    job = get_job(app.store, job_id)
+    spec = job_spec(app.config, app.store, job)
+    if not validate_chat_file(spec.training_file).ok:
+        return  # the job fails at validating_files with the line numbers, before any upload
+    estimate = get_trainer(job.trainer)().estimate_cost(spec)
+    if estimate is None:
+        return
+    assumed = " (auto: assumed)" if estimate.epochs_assumed else ""
+    click.echo(f"Estimated cost at {job.provider}: {estimate.tokens} tokens x {estimate.epochs} "
+               f"epochs{assumed} x ${estimate.price_per_1m:g}/1M tokens = ${estimate.cost:.4f}",
+               err=True)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        cancel_job(app.store, job.id)
+        raise GatewayError("this job costs money: pass --yes to start it without a terminal")
+    if not click.confirm("Start the job?", err=True):
+        cancel_job(app.store, job.id)
+        raise GatewayError(f"not started; job {job.id} is cancelled")
+
+
 def start_detached(app: AppContext, job_id: str) -> None:
     from gateway.jobs_worker import spawn
 
@@ -106,11 +135,13 @@ def start_detached(app: AppContext, job_id: str) -> None:
 @click.option("--eval", "evalsets", multiple=True, metavar="EVALSET",
               help="Eval set to run on the new version (passed to model_version_created).")
 @click.option("--detach", is_flag=True, help="Run in a background process; print the job id at once.")
+@click.option("--provider", help="Hosted trainers: the [providers.NAME] entry to train at.")
+@click.option("--yes", is_flag=True, help="Start a paid job without asking (needed without a terminal).")
 @pass_app
 def train(
     app: AppContext, /, trainer: str, base: str, data: Path, validation: Path | None,
     suffix: str | None, packing: bool | None, extra: tuple[str, ...], evalsets: tuple[str, ...],
-    detach: bool, **hyperparameters: Any,
+    detach: bool, provider: str | None, yes: bool, **hyperparameters: Any,
 ) -> None:
     """Fine-tune BASE on a chat JSONL file and register the result as a new version.
 
@@ -118,8 +149,14 @@ def train(
     Example:
       gateway train --base smollm2-135m --data support.jsonl --suffix support --epochs 2
 
+    \b
+    At a provider (see [providers.NAME] in the README):
+      gateway train --trainer hosted --provider openai --base gpt-4o-mini-2024-07-18 \\
+        --data support.jsonl --suffix support --epochs 2
+
     The job goes validating_files -> queued -> running -> succeeded; follow it
     with `gateway jobs show ID`. On success this prints the version id and NAME@vN.
+    A hosted job with prices configured prints its estimated cost first.
     """
     from gateway.jobs import create_job
 
@@ -130,7 +167,9 @@ def train(
     job = create_job(
         app.config, app.store, trainer=trainer, base=base, training_file=data,
         validation_file=validation, suffix=suffix, hyperparameters=params, evalsets=list(evalsets),
+        provider=provider,
     )
+    _confirm_cost(app, job.id, yes)
     if detach:
         start_detached(app, job.id)
     else:

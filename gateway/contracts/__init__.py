@@ -47,6 +47,7 @@ from gateway.contracts.serving import (
 )
 from gateway.contracts.training import (
     BaseTrainer,
+    CostEstimate,
     JobControl,
     Trainer,
     TrainingEvent,
@@ -84,6 +85,7 @@ __all__ = [
     "ChatRequest",
     "CompletionRequest",
     "ConfigError",
+    "CostEstimate",
     "Delta",
     "Evaluator",
     "GatewayError",

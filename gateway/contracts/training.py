@@ -55,6 +55,18 @@ class TrainingResult:
     hyperparameters: dict[str, Any] | None = None
 
 
+@dataclass
+class CostEstimate:
+    """What a paid job is expected to cost, shown before it starts (USD)."""
+
+    tokens: int
+    epochs: int
+    price_per_1m: float
+    cost: float
+    # True when the epoch count was "auto" and the estimate assumed one.
+    epochs_assumed: bool = False
+
+
 class JobControl(Protocol):
     """Lets a trainer ask whether it should stop early."""
 
@@ -92,6 +104,10 @@ class Trainer(Protocol):
         """Stop the job where it runs (a provider's job); called by `jobs cancel`."""
         ...
 
+    def estimate_cost(self, spec: TrainingSpec) -> CostEstimate | None:
+        """The expected price of the job before it is created; None when free or unknown."""
+        ...
+
 
 class BaseTrainer:
     """Defaults for a Trainer: no version, hyperparameters taken as given.
@@ -121,4 +137,7 @@ class BaseTrainer:
     def cancel(self, spec: TrainingSpec) -> None:
         """Nothing to do for a job that runs in this machine's processes: the
         running trainer sees the cancel through JobControl."""
+        return None
+
+    def estimate_cost(self, spec: TrainingSpec) -> CostEstimate | None:
         return None

@@ -99,6 +99,13 @@ class RunUsage:
     completion_tokens_mean: float | None
     cost: float | None
 
+    @property
+    def cost_per_1000(self) -> float | None:
+        """The run's cost scaled to 1,000 samples (USD); None when no sample had a price."""
+        if self.cost is None or not self.samples:
+            return None
+        return float(self.cost) / self.samples * 1000
+
 
 @dataclass
 class Comparison:
@@ -124,6 +131,8 @@ class Comparison:
         data = asdict(self)
         data["run_a"]["label"] = self.run_a.label
         data["run_b"]["label"] = self.run_b.label
+        data["usage_a"]["cost_per_1000"] = self.usage_a.cost_per_1000
+        data["usage_b"]["cost_per_1000"] = self.usage_b.cost_per_1000
         for entry, sc in zip(data["scorers"], self.scorers, strict=True):
             entry["verdict"] = sc.verdict()
         result: dict[str, Any] = finite(data)

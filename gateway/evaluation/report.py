@@ -258,6 +258,14 @@ def render_html(data: dict[str, Any]) -> str:
                          _td(sc["verdict"], sc["verdict"].split()[0])])
         body.append(_table(["scorer", "kind", "n", "B − A", "95% CI low", "95% CI high", "test",
                             "W/T/L", "verdict"], rows))
+        body.append(_table(
+            ["run", "samples", "latency p50 ms", "latency p95 ms", "tokens in / out",
+             "cost per 1,000 samples"],
+            [[_td(label), _td(u["samples"], "num"), _td(u["latency_p50_ms"], "num"),
+              _td(u["latency_p95_ms"], "num"),
+              _td(f"{u['prompt_tokens_mean'] or 0:.0f} / {u['completion_tokens_mean'] or 0:.0f}", "num"),
+              _td(f"${u['cost_per_1000']:.4f}" if u["cost_per_1000"] is not None else "unknown", "num")]
+             for label, u in ((a, comp["usage_a"]), (b, comp["usage_b"]))]))
         body.extend(f'<p class="note">{escape(n)}</p>' for n in comp["notes"])
 
     if data["samples"]:

@@ -66,7 +66,8 @@ async def list_models(request: Request) -> Response:
         call.finish(error.status, error.message)
         return error.response()
     known = {entry["id"] for entry in data}
-    for name, target in state.router.runtime_targets.items():
+    extra = {**state.router.configured_hosted_models(), **state.router.runtime_targets}
+    for name, target in extra.items():
         if name not in known:
             data.append(_entry(name, 0, target.base, target.base))
     call.finish(200)

@@ -1,4 +1,6 @@
-"""Built-in plugin "hosted" (not registered yet): fine-tuning and serving through
-hosted APIs with litellm. Until its trainer and backend exist it has no entry
-point, so `gateway plugins list` does not offer what nothing provides.
+"""Built-in plugin "hosted": fine-tuning at providers and serving their models, through litellm.
+
+- `trainer.HostedTrainer` ("hosted"): uploads, creates and polls a provider's job.
+- `backend.HostedBackend` ("hosted"): serves hosted fine-tunes and provider models.
+- `providers.Provider`: one `[providers.NAME]` entry, as litellm wants it.
 """

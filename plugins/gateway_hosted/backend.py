@@ -1,0 +1,157 @@
+"""The "hosted" backend: serves hosted fine-tunes and provider models through litellm.
+
+A target names its provider (`[providers.NAME]`) and the provider's model id:
+a hosted model version carries both (its `remote_id`); a model configured as
+`[backends."NAME"] backend = "hosted"` with `provider` and `model` does too. Each
+request goes to `litellm.acompletion` (or `atext_completion`) with the
+provider's settings and the provider's `timeout`. A 429 becomes a 429 with
+Retry-After; an unreachable provider or a 5xx becomes a 503. Each generation's
+cost comes from litellm's price map when it knows the model, else from the
+provider's `input_cost_per_1m` and `output_cost_per_1m`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from gateway.contracts import (
+    BackendContext,
+    BackendRateLimited,
+    BackendRequestError,
+    BackendUnavailable,
+    BaseBackend,
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Generation,
+    GenerationParams,
+    ModelTarget,
+    Usage,
+)
+from gateway_hosted.providers import Provider, is_transient, retry_after
+
+
+def _configured_cost(provider: Provider, usage: Usage) -> float | None:
+    """The cost at the provider's configured prices (USD per 1M tokens); None without prices."""
+    prompt, completion = provider.price("input_cost_per_1m"), provider.price("output_cost_per_1m")
+    if prompt is None and completion is None:
+        return None
+    return (usage.prompt_tokens * (prompt or 0.0) + usage.completion_tokens * (completion or 0.0)) / 1e6
+
+
+class HostedBackend(BaseBackend):
+    name: ClassVar[str] = "hosted"
+    description: ClassVar[str] = "hosted models and fine-tunes through litellm (openai, azure, vertex_ai)"
+
+    def __init__(self, settings: dict[str, Any], context: BackendContext) -> None:
+        super().__init__(settings, context)
+        self.requests = 0
+
+    def _provider(self, target: ModelTarget) -> Provider:
+        name = target.provider or ""
+        if name not in self.context.providers:
+            raise BackendRequestError(f"{target.requested!r} needs provider {name!r}, which is not "
+                                      "configured ([providers.NAME] in config.toml)")
+        return Provider.from_settings(name, dict(self.context.providers[name]))
+
+    def _arguments(self, target: ModelTarget, params: GenerationParams) -> tuple[Provider, dict[str, Any]]:
+        provider = self._provider(target)
+        arguments: dict[str, Any] = {
+            "model": target.remote_id or target.base, "temperature": params.temperature,
+            "top_p": params.top_p, "timeout": provider.number("timeout", 60.0), "num_retries": 0,
+            **provider.litellm_kwargs(),
+        }
+        if params.max_tokens is not None:
+            arguments["max_tokens"] = params.max_tokens
+        if params.stop:
+            arguments["stop"] = list(params.stop)
+        if params.seed is not None:
+            arguments["seed"] = params.seed
+        return provider, arguments
+
+    def _failure(self, provider: Provider, exc: Exception) -> Exception:
+        message = provider.redact(f"{provider.name}: {type(exc).__name__}: {exc}")
+        import litellm
+
+        if isinstance(exc, litellm.RateLimitError):
+            return BackendRateLimited(message, retry_after=retry_after(exc))
+        if is_transient(exc):
+            return BackendUnavailable(message, retry_after=retry_after(exc))
+        return BackendRequestError(message)
+
+    def _cost(self, provider: Provider, response: Any, usage: Usage) -> float | None:
+        import litellm
+
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+            if cost:
+                return float(cost)
+        except Exception:  # litellm does not know the model (a fine-tune, a private model)
+            pass
+        return _configured_cost(provider, usage)
+
+    @staticmethod
+    def _usage(response: Any) -> Usage:
+        usage = getattr(response, "usage", None)
+        return Usage(prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                     completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
+
+    async def chat(self, request: ChatRequest) -> Generation:
+        import litellm
+
+        provider, arguments = self._arguments(request.target, request.params)
+        try:
+            response = await litellm.acompletion(messages=request.messages, **arguments)
+        except Exception as exc:
+            raise self._failure(provider, exc) from None
+        self.requests += 1
+        choice = response.choices[0]
+        usage = self._usage(response)
+        return Generation(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
+                          usage=usage, cost=self._cost(provider, response, usage))
+
+    async def complete(self, request: CompletionRequest) -> Generation:
+        import litellm
+
+        provider, arguments = self._arguments(request.target, request.params)
+        try:
+            response = await litellm.atext_completion(prompt=request.prompt, **arguments)
+        except Exception as exc:
+            raise self._failure(provider, exc) from None
+        self.requests += 1
+        choice = response.choices[0]
+        usage = self._usage(response)
+        return Generation(text=choice.text or "", finish_reason=choice.finish_reason or "stop",
+                          usage=usage, cost=self._cost(provider, response, usage))
+
+    async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
+        import litellm
+
+        if isinstance(request, CompletionRequest):
+            raise BackendRequestError("stream: streamed /v1/completions are not supported by the "
+                                      "hosted backend; stream /v1/chat/completions instead")
+        provider, arguments = self._arguments(request.target, request.params)
+        arguments["messages"] = request.messages
+        try:
+            chunks = await litellm.acompletion(stream=True, stream_options={"include_usage": True},
+                                               **arguments)
+            usage, finish = Usage(), "stop"
+            async for chunk in chunks:
+                if getattr(chunk, "usage", None):
+                    usage = self._usage(chunk)
+                for choice in chunk.choices or []:
+                    finish = choice.finish_reason or finish
+                    text = getattr(choice.delta, "content", None)
+                    if text:
+                        yield Delta(text=text)
+        except (BackendRequestError, BackendUnavailable):
+            raise
+        except Exception as exc:
+            raise self._failure(provider, exc) from None
+        self.requests += 1
+        yield Delta(text="", finish_reason=finish, usage=usage, cost=_configured_cost(provider, usage))
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "backend": self.name, "providers": sorted(self.context.providers),
+                "device": "remote", "dtype": "remote", "threads": 0, "requests": self.requests}

@@ -335,7 +335,7 @@ def _succeed(config: Config, store: Store, job: Job, version_id: str, log: Event
 def cancel_job(store: Store, job_id: str, config: Config | None = None) -> Job:
     """Ask a job to stop. A running trainer sees it at its next step; a job at a
     provider is cancelled there too (with `config`, which names the provider)."""
-    from gateway.plugins import get_trainer
+    from gateway.plugins import cancel_where_it_runs, get_trainer
 
     job = get_job(store, job_id)
     if job.status in TERMINAL:
@@ -347,7 +347,7 @@ def cancel_job(store: Store, job_id: str, config: Config | None = None) -> Job:
     log.add(TrainingEvent(type="status", message="cancel requested"))
     if job.remote_job_id and config is not None:
         try:
-            get_trainer(job.trainer)().cancel(job_spec(config, store, job))
+            cancel_where_it_runs(get_trainer(job.trainer)(), job_spec(config, store, job))
         except Exception as exc:
             log.add(TrainingEvent(type="message", message=f"cancel at {job.provider} failed: {exc}"))
             log.flush()

@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 import pluggy
 
 from gateway import hookspecs
-from gateway.contracts import Backend, Evaluator, ModelVersion, Trainer
+from gateway.contracts import (
+    Backend,
+    CostEstimate,
+    Evaluator,
+    ModelVersion,
+    Trainer,
+    TrainingSpec,
+)
 from gateway.errors import PluginError
 from gateway.util import NAME_RE
 
@@ -295,6 +302,19 @@ def trainer_uses_local_compute(name: str) -> bool:
         return bool(getattr(get_trainer(name), "uses_local_compute", True))
     except PluginError:
         return True
+
+
+def estimate_cost(trainer: Trainer, spec: TrainingSpec) -> CostEstimate | None:
+    """A trainer's cost estimate for `spec`; None when it offers none (BaseTrainer.estimate_cost)."""
+    method = getattr(trainer, "estimate_cost", None)
+    return method(spec) if method is not None else None
+
+
+def cancel_where_it_runs(trainer: Trainer, spec: TrainingSpec) -> None:
+    """Ask the trainer to stop the job at its provider, when it can (BaseTrainer.cancel)."""
+    method = getattr(trainer, "cancel", None)
+    if method is not None:
+        method(spec)
 
 
 def get_backend_class(name: str) -> type[Backend]:

@@ -101,9 +101,14 @@ def gateway_server(
     pythonpath: Sequence[Path] = (),
     env: dict[str, str] | None = None,
     startup_timeout: float = 60.0,
+    port: int | None = None,
+    processes: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[str]:
-    """A running `gateway serve` for `home`; yields its base URL."""
-    port = free_port()
+    """A running `gateway serve` for `home`; yields its base URL.
+
+    `port` fixes the port (a restarted server keeps its address); the process
+    is appended to `processes` when given, for tests that kill it."""
+    port = port or free_port()
     log = home / "server.log"
     home.mkdir(parents=True, exist_ok=True)
     environ = gateway_env(home, config, pythonpath, **(env or {}))
@@ -115,6 +120,8 @@ def gateway_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    if processes is not None:
+        processes.append(proc)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout

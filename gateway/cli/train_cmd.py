@@ -92,13 +92,13 @@ def _confirm_cost(app: AppContext, job_id: str, yes: bool) -> None:
     from gateway.errors import GatewayError
     from gateway.job_records import get_job
     from gateway.jobs import cancel_job, job_spec
-    from gateway.plugins import get_trainer
+    from gateway.plugins import estimate_cost, get_trainer
 
     job = get_job(app.store, job_id)
     spec = job_spec(app.config, app.store, job)
     if not validate_chat_file(spec.training_file).ok:
         return  # the job fails at validating_files with the line numbers, before any upload
-    estimate = get_trainer(job.trainer)().estimate_cost(spec)
+    estimate = estimate_cost(get_trainer(job.trainer)(), spec)
     if estimate is None:
         return
     assumed = " (auto: assumed)" if estimate.epochs_assumed else ""

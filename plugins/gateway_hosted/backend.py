@@ -29,7 +29,7 @@ from gateway.contracts import (
     ModelTarget,
     Usage,
 )
-from gateway_hosted.providers import Provider, is_transient, retry_after
+from gateway_hosted.providers import Provider, import_litellm, is_transient, retry_after
 
 
 def _configured_cost(provider: Provider, usage: Usage) -> float | None:
@@ -72,7 +72,7 @@ class HostedBackend(BaseBackend):
 
     def _failure(self, provider: Provider, exc: Exception) -> Exception:
         message = provider.redact(f"{provider.name}: {type(exc).__name__}: {exc}")
-        import litellm
+        litellm = import_litellm()
 
         if isinstance(exc, litellm.RateLimitError):
             return BackendRateLimited(message, retry_after=retry_after(exc))
@@ -81,7 +81,7 @@ class HostedBackend(BaseBackend):
         return BackendRequestError(message)
 
     def _cost(self, provider: Provider, response: Any, usage: Usage) -> float | None:
-        import litellm
+        litellm = import_litellm()
 
         try:
             cost = litellm.completion_cost(completion_response=response)
@@ -98,7 +98,7 @@ class HostedBackend(BaseBackend):
                      completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
     async def chat(self, request: ChatRequest) -> Generation:
-        import litellm
+        litellm = import_litellm()
 
         provider, arguments = self._arguments(request.target, request.params)
         try:
@@ -112,7 +112,7 @@ class HostedBackend(BaseBackend):
                           usage=usage, cost=self._cost(provider, response, usage))
 
     async def complete(self, request: CompletionRequest) -> Generation:
-        import litellm
+        litellm = import_litellm()
 
         provider, arguments = self._arguments(request.target, request.params)
         try:
@@ -126,7 +126,7 @@ class HostedBackend(BaseBackend):
                           usage=usage, cost=self._cost(provider, response, usage))
 
     async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
-        import litellm
+        litellm = import_litellm()
 
         if isinstance(request, CompletionRequest):
             raise BackendRequestError("stream: streamed /v1/completions are not supported by the "

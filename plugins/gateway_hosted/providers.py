@@ -16,16 +16,19 @@ after, 86400), `max_outage` (how long the provider may be unreachable or answer
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.contracts import ConfigError
 
 # litellm fetches a price map from the internet at import unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+T = TypeVar("T")
 PRICE_KEYS = ("input_cost_per_1m", "output_cost_per_1m", "training_cost_per_1m")
 # The shortest run of a key's characters worth hiding (prefixes servers echo back).
 MIN_SECRET_RUN = 6
@@ -113,6 +116,38 @@ class Provider:
         return None
 
 
+def import_litellm() -> Any:
+    """litellm, told not to print its provider list and debug hints on stdout."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class EventLoop:
+    """A private event loop for litellm's async calls from synchronous code.
+
+    `close()` cancels what litellm left running on it (its logging worker)
+    before closing: a task left pending on a closed loop crashes the
+    interpreter when it is garbage-collected at exit.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def close(self) -> None:
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
 def retry_after(exc: BaseException) -> float | None:
     """The Retry-After a provider sent with an error, in seconds, when it sent one."""
     response = getattr(exc, "response", None)
@@ -125,9 +160,9 @@ def retry_after(exc: BaseException) -> float | None:
 
 def is_transient(exc: BaseException) -> bool:
     """An outage or an overload: unreachable, timed out, 5xx or 429. Worth retrying."""
-    import litellm
     import openai
 
+    litellm = import_litellm()
     transient = (
         litellm.APIConnectionError, litellm.Timeout, litellm.ServiceUnavailableError,
         litellm.InternalServerError, litellm.BadGatewayError, litellm.RateLimitError,

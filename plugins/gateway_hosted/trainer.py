@@ -15,7 +15,6 @@ on its OpenAI path, so that is the form that reaches the provider.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import version as package_version
@@ -30,7 +29,7 @@ from gateway.contracts import (
     TrainingResult,
     TrainingSpec,
 )
-from gateway_hosted.providers import Provider, is_transient
+from gateway_hosted.providers import EventLoop, Provider, import_litellm, is_transient
 
 T = TypeVar("T")
 # Local names that a provider knows by OpenAI's names.
@@ -69,12 +68,11 @@ class HostedTrainer(BaseTrainer):
     def cancel(self, spec: TrainingSpec) -> None:
         if not spec.remote_job_id:
             return
-        import litellm
-
+        litellm = import_litellm()
         provider = Provider.from_settings(spec.provider or "", spec.provider_settings)
-        loop = asyncio.new_event_loop()
+        loop = EventLoop()
         try:
-            loop.run_until_complete(litellm.acancel_fine_tuning_job(
+            loop.run(litellm.acancel_fine_tuning_job(
                 fine_tuning_job_id=spec.remote_job_id, **provider.litellm_kwargs()))
         except Exception as exc:
             raise ProviderError(provider.redact(f"{type(exc).__name__}: {exc}")) from None
@@ -85,8 +83,7 @@ class HostedTrainer(BaseTrainer):
         """Trained tokens x epochs x the configured price, before the job is paid for."""
         import json
 
-        import litellm
-
+        litellm = import_litellm()
         provider = Provider.from_settings(spec.provider or "", spec.provider_settings)
         price = provider.price("training_cost_per_1m")
         if price is None:
@@ -110,7 +107,7 @@ class _Session:
     def __init__(self, provider: Provider, control: JobControl) -> None:
         self.provider = provider
         self.control = control
-        self.loop = asyncio.new_event_loop()
+        self.loop = EventLoop()
         self.seen_events: set[str] = set()
         self.polls = 0
         self.outage_started: float | None = None
@@ -123,7 +120,7 @@ class _Session:
         delay = self.provider.number("poll_interval", 5.0)
         while True:
             try:
-                result = self.loop.run_until_complete(make())
+                result = self.loop.run(make())
                 self.outage_started = None
                 return result
             except Exception as exc:
@@ -151,7 +148,7 @@ class _Session:
         return self.control.cancelled()
 
     def run(self, spec: TrainingSpec) -> Iterator[TrainingEvent | TrainingResult]:
-        import litellm
+        litellm = import_litellm()
 
         kwargs = self.provider.litellm_kwargs()
         remote_id = spec.remote_job_id
@@ -179,7 +176,7 @@ class _Session:
         yield from self._poll(spec, remote_id)
 
     def _poll(self, spec: TrainingSpec, remote_id: str) -> Iterator[TrainingEvent | TrainingResult]:
-        import litellm
+        litellm = import_litellm()
 
         kwargs = self.provider.litellm_kwargs()
         delay = self.provider.number("poll_interval", 5.0)

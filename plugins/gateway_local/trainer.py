@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from gateway.contracts import GatewayError, JobControl, TrainingEvent, TrainingResult, TrainingSpec
+from gateway.contracts import (
+    BaseTrainer,
+    GatewayError,
+    JobControl,
+    TrainingEvent,
+    TrainingResult,
+    TrainingSpec,
+)
 
 # name -> (default, type). None as a default means "not set".
 HYPERPARAMETERS: dict[str, tuple[Any, type]] = {
@@ -83,7 +90,7 @@ def _targets(value: Any) -> str | list[str]:
     return names
 
 
-class LocalTrainer:
+class LocalTrainer(BaseTrainer):
     """LoRA on this machine's GPU (bf16) or CPU, with packing and exact resume."""
 
     name: ClassVar[str] = "local"

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,10 +274,8 @@ def test_b_killed_mid_job_resumes_and_a_waits_through_the_outage(stack: Caller) 
     server.kill()
     server.wait(10)
     assert worker is not None
-    try:
+    with suppress(ProcessLookupError):
         os.kill(worker["pid"], signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     killed = provider.store.query_one("SELECT status FROM jobs WHERE id = ?", [remote_id])
     assert killed is not None and killed["status"] == "running"  # killed mid-job, not after it
     time.sleep(2.0)  # A's poller sees connection errors meanwhile

@@ -220,3 +220,36 @@ def test_resume_after_registration_keeps_the_version_files(
     assert (weights.read_bytes(), weights.stat().st_mtime_ns) == before
     assert len(store.query("SELECT id FROM model_versions WHERE job_id = ?", [job_id])) == 1
     assert json.loads(json.dumps(job.hyperparameters))["max_steps"] == 2
+
+
+def test_jobs_wait_for_a_slot_shared_with_detached_jobs(tuning_server: TuningServer) -> None:
+    """[jobs] max_running = 1 counts a `gateway train --detach` job on the same home."""
+    import subprocess
+    import sys
+
+    from servers import GATEWAY_MAIN, gateway_env
+
+    data = tuning_server.home.parent / "slot.jsonl"
+    data.write_bytes(chat_jsonl(40))
+    detached = subprocess.run(
+        [sys.executable, "-c", GATEWAY_MAIN, "train", "--base", "tiny", "--data", str(data),
+         "--suffix", "hog", "--epochs", "100", "--batch-size", "2", "--detach"],
+        env=gateway_env(tuning_server.home), capture_output=True, text=True, timeout=60, check=True)
+    hog = detached.stdout.strip().splitlines()[-1]
+    store = tuning_server.store
+    deadline = time.monotonic() + 60
+    while get_job(store, hog).status != "running":
+        assert time.monotonic() < deadline, "the detached job never started"
+        time.sleep(0.3)
+    client = tuning_server.client()
+    upload = client.files.create(file=("slot.jsonl", chat_jsonl(12)), purpose="fine-tune")
+    waiting = client.fine_tuning.jobs.create(model="tiny", training_file=upload.id, hyperparameters=QUICK)
+    time.sleep(6)  # three supervisor ticks: the API job must still wait
+    assert client.fine_tuning.jobs.retrieve(waiting.id).status == "queued"
+    assert get_job(store, hog).status == "running"
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(waiting.id).data]
+    assert any("waiting for a free slot (1 of 1 running" in m for m in messages), messages
+    from gateway.jobs import cancel_job
+
+    cancel_job(store, hog)
+    assert wait_for(client, waiting.id).status == "succeeded"

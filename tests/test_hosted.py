@@ -313,3 +313,40 @@ def test_the_provider_key_appears_nowhere(stack: Caller) -> None:
     assert wrong[:8] not in result.stderr + result.stdout
     row = stack.store.query_one("SELECT error FROM jobs WHERE suffix = 'wrongkey'")
     assert row is not None and wrong[:8] not in row["error"]
+
+
+@pytest.mark.slow
+def test_smollm2_trained_at_b_answers_through_a_as_b_does(tmp_path: Path, smollm2_dir: Path) -> None:
+    home_b = tmp_path / "b"
+    store_b = Store(home_b / "gateway.duckdb")
+    add_base_model(store_b, BaseModel(name="smollm2", source="path", path=str(smollm2_dir)))
+    _, key = create_key(store_b, "fine-tune")
+    provider = Provider(home_b, free_port(), key)
+    home_a = caller_home(tmp_path, smollm2_dir, provider.port)
+    caller = Caller(home_a, provider)
+    pairs = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"),
+             ("Egypt", "Cairo"), ("Peru", "Lima"), ("Kenya", "Nairobi"), ("Chile", "Santiago"),
+             ("Norway", "Oslo"), ("Cuba", "Havana")]
+    data = tmp_path / "capitals.jsonl"
+    data.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Capital of {c}?"},
+        {"role": "assistant", "content": f"The capital of {c} is {p}."}]}) + "\n" for c, p in pairs))
+    started = time.monotonic()
+    with provider.servers:
+        provider.servers.enter_context(gateway_server(home_b, port=provider.port))
+        trained = caller.run("train", "--trainer", "hosted", "--provider", "b", "--base", "smollm2",
+                             "--data", str(data), "--suffix", "capitals", "--max-steps", "3",
+                             "--batch-size", "4", "--yes", timeout=600)
+        version_id = trained.stdout.strip().splitlines()[-2]
+        version = get_version(caller.store, version_id)
+        question = [{"role": "user", "content": "Capital of France?"}]
+        direct = provider.client().chat.completions.create(
+            model=version.remote_id or "", messages=question, temperature=0, max_tokens=12)
+        with gateway_server(home_a, env={KEY_ENV: key}) as url_a:
+            through_a = openai.OpenAI(base_url=f"{url_a}/v1", api_key="unused", max_retries=0) \
+                .chat.completions.create(model="capitals@v1", messages=question, temperature=0,
+                                         max_tokens=12)
+    assert through_a.choices[0].message.content == direct.choices[0].message.content
+    assert "Paris" in (direct.choices[0].message.content or "")
+    print(f"\nSmolLM2 hosted at B, served by A: {time.monotonic() - started:.1f} s, "
+          f"{version.metrics['polls']} polls")

@@ -227,7 +227,8 @@ def test_list_show_and_alias_versions(gateway_home: Path, gateway_cli: Any, tiny
     ]
     assert listed[3]["details"] == "-> bot@v1"
     table = gateway_cli("models", "list").output
-    assert table.splitlines()[0].split() == ["model", "type", "base", "id", "location", "details", "created"]
+    assert table.splitlines()[0].split() == ["model", "type", "base", "id", "location", "details", "data",
+                                            "created"]
 
     shown = json.loads(gateway_cli("models", "show", "bot@prod", "--format", "json").output)
     assert shown["id"] == v1.id and shown["ref"] == "bot@v1" and shown["base"] == "tiny"

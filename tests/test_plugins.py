@@ -37,9 +37,12 @@ class ThirdPartyPlugin:
 def test_builtin_plugins_are_listed(gateway_home: Path, gateway_cli: Any) -> None:
     result = gateway_cli("plugins", "list", "--format", "json")
     assert result.exit_code == 0
-    names = {row["name"] for row in json.loads(result.output)}
-    assert {"local", "vllm", "evaluators"} <= names
-    assert "hosted" not in names  # registers nothing yet, so it is not offered
+    rows = json.loads(result.output)
+    names = {row["name"] for row in rows}
+    assert {"local", "vllm", "evaluators", "hosted"} <= names
+    # hosted is a trainer and a backend, loaded through its entry point like the others.
+    hosted = {(row["kind"], row["status"]) for row in rows if row["name"] == "hosted"}
+    assert hosted == {("trainer", "loaded"), ("backend", "loaded")}
 
 
 def test_third_party_plugin_shows_in_list(

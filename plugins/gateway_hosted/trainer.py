@@ -34,7 +34,8 @@ from gateway_hosted.providers import EventLoop, Provider, import_litellm, is_tra
 T = TypeVar("T")
 # Local names that a provider knows by OpenAI's names.
 RENAMED = {"epochs": "n_epochs"}
-TERMINAL = ("succeeded", "failed", "cancelled")
+# Providers whose jobs litellm can create, poll and cancel.
+TRAINABLE = ("openai", "azure")
 
 
 class ProviderError(GatewayError):
@@ -59,6 +60,11 @@ class HostedTrainer(BaseTrainer):
 
     def train(self, spec: TrainingSpec, control: JobControl) -> Iterator[TrainingEvent | TrainingResult]:
         provider = Provider.from_settings(spec.provider or "", spec.provider_settings)
+        if provider.kind not in TRAINABLE:
+            # litellm creates Vertex AI tuning jobs but cannot poll or cancel them: refuse
+            # before anything is uploaded or paid for.
+            raise ProviderError(f"provider {provider.name!r} ({provider.kind}): litellm cannot "
+                                "poll or cancel its fine-tuning jobs; train with openai or azure")
         session = _Session(provider, control)
         try:
             yield from session.run(spec)

@@ -8,6 +8,9 @@ job is created) it looks at the API's active jobs:
   `--detach` jobs on the same home (gateway.job_claims);
 - a claimed job whose process is gone (the machine or the server was killed)
   is resumed from its last checkpoint, or re-attached to its provider job.
+  Hosted jobs started with `gateway train` are re-attached the same way when
+  their process dies (re-attaching only polls; it never creates a second job).
+  Other CLI jobs are left for `gateway jobs resume`.
 
 Workers run in their own session: stopping the server does not stop them, and a
 restarted server leaves a job whose worker still lives alone.
@@ -64,12 +67,22 @@ class JobSupervisor:
             self._wake.wait(self.interval)
             self._wake.clear()
 
-    def _api_jobs(self) -> list[Job]:
+    def _supervised_jobs(self) -> list[Job]:
+        """API jobs, and orphaned hosted jobs from the CLI, oldest first."""
+        from gateway.plugins import trainer_uses_local_compute
+
         rows = self.store.query(
-            "SELECT id FROM jobs WHERE status IN ('validating_files', 'queued', 'running') "
-            "AND json_extract_string(api, '$.source') = 'api' ORDER BY created, id"
+            "SELECT id, coalesce(json_extract_string(api, '$.source') = 'api', false) AS api "
+            "FROM jobs WHERE status IN ('validating_files', 'queued', 'running') ORDER BY created, id"
         )
-        return [get_job(self.store, r["id"]) for r in rows]
+        found = []
+        for row in rows:
+            job = get_job(self.store, row["id"])
+            # An unclaimed CLI job is about to be claimed by the command that made it.
+            if row["api"] or (job.claim is not None and job.orphaned
+                              and not trainer_uses_local_compute(job.trainer)):
+                found.append(job)
+        return found
 
     def _check_exit(self, job_id: str, worker: subprocess.Popen[bytes]) -> None:
         """A worker that died before it claimed its job fails the job (no respawn loop)."""
@@ -89,7 +102,7 @@ class JobSupervisor:
         live = {job_id for job_id, worker in self._workers.items() if worker.poll() is None}
         for job_id in set(self._workers) - live:
             self._check_exit(job_id, self._workers.pop(job_id))
-        for job in self._api_jobs():
+        for job in self._supervised_jobs():
             if job.id in live:
                 continue
             if job.claim is not None and not job.orphaned:

@@ -195,7 +195,7 @@ class _Session:
             job = self._call("polling the job", lambda: litellm.aretrieve_fine_tuning_job(
                 fine_tuning_job_id=remote_id, **kwargs))
             self.polls += 1
-            yield from self._mirror_events(remote_id)
+            yield from self._mirror_progress(remote_id)
             if job.status != status:
                 status = job.status
                 yield TrainingEvent(type="message", message=f"{self.provider.name} job {remote_id}: {status}",
@@ -215,7 +215,8 @@ class _Session:
                 continue
             delay = min(delay * 1.5, self.provider.number("poll_max_interval", 60.0))
 
-    def _mirror_events(self, remote_id: str) -> Iterator[TrainingEvent]:
+    def _mirror_progress(self, remote_id: str) -> Iterator[TrainingEvent]:
+        """The provider's new events and checkpoints, as this job's events (OpenAI-API providers)."""
         client = self.provider.openai_client()
         if client is None:
             return
@@ -234,6 +235,23 @@ class _Session:
                 message=f"[{self.provider.name}] {self.provider.redact(event.message)}",
                 step=int(step) if isinstance(step, int) else None,
                 data={**data, "remote_event_id": event.id},
+            )
+        try:
+            checkpoints = client.fine_tuning.jobs.checkpoints.list(remote_id, limit=100).data
+        except Exception:
+            return
+        for checkpoint in reversed(checkpoints):
+            if checkpoint.id in self.seen_events:
+                continue
+            self.seen_events.add(checkpoint.id)
+            yield TrainingEvent(
+                type="message", step=checkpoint.step_number,
+                message=f"[{self.provider.name}] checkpoint at step {checkpoint.step_number}: "
+                        f"{checkpoint.fine_tuned_model_checkpoint}",
+                data={"remote_checkpoint_id": checkpoint.id,
+                      "remote_checkpoint": checkpoint.fine_tuned_model_checkpoint,
+                      "metrics": checkpoint.metrics.model_dump(exclude_none=True)
+                      if checkpoint.metrics is not None else {}},
             )
 
     def _result(self, spec: TrainingSpec, job: Any) -> TrainingResult:

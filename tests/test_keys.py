@@ -13,11 +13,10 @@ import openai
 import pytest
 from servers import gateway_server, write_echo_plugin
 
-from gateway.cli.serve_cmd import is_loopback
 from gateway.keys import create_key, list_keys, revoke_key, scope_allows
 from gateway.registry import BaseModel, add_base_model
 from gateway.store import Store
-from gateway.util import sha256_text
+from gateway.util import is_loopback, sha256_text
 
 # ---------------------------------------------------------------- CLI and storage
 
@@ -225,3 +224,66 @@ def test_request_log_records_the_key_and_no_secret_is_logged(keyed: Keyed) -> No
     assert rows and all(r["status"] == 200 for r in rows)
     log = (keyed.home / "server.log").read_text()
     assert keyed.inference not in log and keyed.admin not in log
+
+
+def _wait_status(url: str, headers: dict[str, str], status: int, timeout: float = 15) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = httpx.get(f"{url}/v1/models", headers=headers)
+        if response.status_code == status:
+            return response
+        assert time.monotonic() < deadline, f"still {response.status_code}: {response.text}"
+        time.sleep(0.2)
+
+
+def test_auth_never_fails_open(tmp_path: Path) -> None:
+    """Revoking the last key, or an emptied store, leaves every route needing a key (401)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('default_backend = "echo"\n')
+    store = Store(home / "gateway.duckdb")
+    add_base_model(store, BaseModel(name="tiny", source="path", path=str(tmp_path)))
+    key, secret = create_key(store, "admin", "only")
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        keyed = {"Authorization": f"Bearer {secret}"}
+        assert httpx.get(f"{url}/v1/models", headers=keyed).status_code == 200
+        revoke_key(store, key.id)
+        refused = _wait_status(url, keyed, 401)
+        assert "none is active" in refused.json()["error"]["message"]
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        chat = httpx.post(f"{url}/v1/chat/completions",
+                          json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]})
+        assert chat.status_code == 401
+        admin = httpx.post(f"{url}/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": "/x"})
+        assert admin.status_code == 401
+        assert httpx.get(f"{url}/health").json()["auth"] == "keys"
+        # A new key works again at once.
+        _, fresh = create_key(store, "inference", "fresh")
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+
+
+def test_keys_are_not_trusted_for_long_while_the_store_is_unreadable(tmp_path: Path) -> None:
+    """A revoked key cannot keep working while the store cannot be read: past max_stale, 503."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from gateway.serving.auth import KeyCache
+    from gateway.serving.errors import ApiError
+
+    db = tmp_path / "gateway.duckdb"
+    store = Store(db, lock_timeout=0.5)
+    _, secret = create_key(store, "admin")
+    cache = KeyCache(store, max_stale=0.5)
+    cache.reload()
+    request = Request({"type": "http", "method": "GET", "path": "/v1/models", "headers": [
+        (b"authorization", f"Bearer {secret}".encode())]})
+    assert asyncio.run(cache.check(request, "inference")) is not None
+    db.rename(tmp_path / "moved.duckdb")
+    db.write_bytes(b"not a database" * 100)  # unreadable from now on
+    assert not cache.try_reload()
+    time.sleep(0.6)
+    with pytest.raises(ApiError) as info:
+        asyncio.run(cache.check(request, "inference"))
+    assert info.value.status == 503 and info.value.code == "keys_unavailable"

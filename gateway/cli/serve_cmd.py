@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 
 from gateway.cli.context import AppContext, pass_app
 from gateway.errors import GatewayError
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+from gateway.util import is_loopback
 
 
 @click.command()
@@ -28,10 +18,14 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
 
     \b
     Routes: /v1/models, /v1/chat/completions, /v1/completions,
-    /v1/load_lora_adapter, /v1/unload_lora_adapter, /health, /metrics.
+    /v1/load_lora_adapter, /v1/unload_lora_adapter, /v1/files,
+    /v1/fine_tuning/jobs (and its cancel, events, checkpoints), /health, /metrics.
 
     With no API key configured the server binds only to loopback; create one
-    with `gateway keys create` before serving on another address.
+    with `gateway keys create` before serving on another address. A server that
+    started with keys, or binds beyond loopback, never serves without one: with
+    every key revoked it answers 401. It also runs the fine-tuning jobs created
+    through the API, in worker processes.
     """
     from gateway.keys import active_keys_by_hash
 
@@ -52,6 +46,7 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
             f"serving needs the serve extra ({exc.name} is missing): "
             "pip install 'finetune-gateway[serve]'"
         ) from exc
+    config.server.host, config.server.port = host, port  # the app checks keys by the bind
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/v1 (store: {config.db_path})", err=True)
     # uvicorn's access log shows paths and statuses only, never headers (keys).

@@ -5,6 +5,14 @@ request that carries a known key. A key the copy does not know makes the
 request wait for a reload that started after it arrived (concurrent ones share
 it), so a key created a moment ago works at once; a revoked key stops working
 within one refresh interval.
+
+Auth never turns itself off. Keys are required once any key has been seen
+(at startup or later) and always on a bind beyond loopback; with every key
+revoked, or the store replaced by an empty one, requests get 401. Only a
+loopback server that has never had a key serves without one. When the store
+cannot be read, the last copy of the keys is used for at most MAX_STALE
+seconds; after that every keyed request gets 503 until a read succeeds, so a
+revoked key cannot keep working while the store is unreadable.
 """
 
 from __future__ import annotations
@@ -20,11 +28,17 @@ from gateway.keys import ApiKey, active_keys_by_hash, hash_key, scope_allows
 from gateway.serving.errors import ApiError
 from gateway.store import Store
 
+# Seconds the last read of the keys may be used while the store cannot be read.
+MAX_STALE = 30.0
+
 
 class KeyCache:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, required: bool = False, max_stale: float = MAX_STALE) -> None:
         self.store = store
         self._keys: dict[str, ApiKey] = {}
+        # Sticky: set by a non-loopback bind, or by the first key ever seen.
+        self.required = required
+        self.max_stale = max_stale
         # When the read behind the current copy started.
         self._loaded_at = 0.0
         self._lock = threading.Lock()
@@ -36,6 +50,7 @@ class KeyCache:
             started = time.monotonic()
             self._keys = active_keys_by_hash(self.store)
             self._loaded_at = started
+            self.required = self.required or bool(self._keys)
 
     def try_reload(self) -> bool:
         try:
@@ -46,8 +61,8 @@ class KeyCache:
 
     @property
     def enabled(self) -> bool:
-        """Whether any active key exists, so that requests must carry one."""
-        return bool(self._keys)
+        """Whether requests must carry a key (never False again once True)."""
+        return self.required or bool(self._keys)
 
     def lookup(self, secret: str) -> ApiKey | None:
         return self._keys.get(hash_key(secret))
@@ -73,6 +88,13 @@ class KeyCache:
                 if self._loaded_at < arrived:
                     await run_in_threadpool(self.try_reload)
             key = self.lookup(secret)
+        if time.monotonic() - self._loaded_at > self.max_stale:
+            raise ApiError(503, "The server cannot verify API keys now (its store is unreadable); "
+                           "retry shortly.", code="keys_unavailable", retry_after=5)
+        if not self._keys:
+            raise ApiError(401, "This server requires an API key and none is active: every key "
+                           "was revoked. Create one with `gateway keys create`.",
+                           code="invalid_api_key")
         if key is None:
             # Never echo the key; its first characters are enough to recognise it.
             raise ApiError(

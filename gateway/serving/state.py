@@ -18,6 +18,7 @@ from gateway.serving.request_log import RequestLog
 from gateway.serving.resolver import ResolveCache
 from gateway.serving.supervisor import JobSupervisor
 from gateway.store import Store
+from gateway.util import is_loopback
 
 # Request-path reads give up on a locked store sooner than the CLI does.
 READ_LOCK_TIMEOUT = 5.0
@@ -44,7 +45,8 @@ class ServerState:
             config=config,
             store=reads,
             router=router,
-            keys=KeyCache(Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT)),
+            keys=KeyCache(Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT),
+                          required=not is_loopback(config.server.host)),
             resolver=ResolveCache(router),
             log=RequestLog(Store(config.db_path), config.server.log_flush_interval),
             jobs=JobSupervisor(config, reads),

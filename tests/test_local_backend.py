@@ -21,6 +21,7 @@ from gateway_local.serving_text import IncrementalDecoder, StopMatcher  # noqa: 
 
 from gateway.contracts import (  # noqa: E402
     BackendRequestError,
+    BackendUnavailable,
     ChatRequest,
     CompletionRequest,
     Delta,
@@ -301,6 +302,43 @@ def test_seeded_sampling_is_reproducible(with_backend: Callable[..., Any]) -> No
     first, again, other = with_backend(body)
     assert first == again
     assert first != other
+
+
+def test_a_failing_request_never_stops_the_worker(with_backend: Callable[..., Any]) -> None:
+    """A seed torch cannot take fails that request alone; the next one is answered."""
+    bad = GenerationParams(max_tokens=4, temperature=1.0, seed=2**64)
+
+    async def body(backend: LocalBackend) -> tuple[BaseException | None, str]:
+        failure: BaseException | None = None
+        try:
+            await asyncio.wait_for(backend.complete(CompletionRequest(target(), PROMPTS[0], bad)), 30)
+        except BackendRequestError as exc:
+            failure = exc
+        after = await asyncio.wait_for(backend.complete(CompletionRequest(target(), PROMPTS[0], greedy(4))), 30)
+        return failure, after.text
+
+    failure, text = with_backend(body)
+    assert failure is not None and "Overflow" in str(failure)
+    assert text
+
+
+def test_the_queue_is_bounded_and_requests_have_a_deadline(with_backend: Callable[..., Any]) -> None:
+    async def body(backend: LocalBackend) -> tuple[list[Any], Any]:
+        requests = [backend.complete(CompletionRequest(target(), PROMPTS[0], greedy(64))) for _ in range(12)]
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        timed: Any = None
+        backend.request_timeout = 0.001
+        try:
+            await backend.complete(CompletionRequest(target(), PROMPTS[0], greedy(64)))
+        except BackendUnavailable as exc:
+            timed = exc
+        return results, timed
+
+    results, timed = with_backend(body, max_queue=2, max_batch_size=1, max_wait_ms=0)
+    full = [r for r in results if isinstance(r, BackendUnavailable)]
+    assert full and all(r.retry_after == 1.0 and "queue is full" in str(r) for r in full)
+    assert any(not isinstance(r, BaseException) for r in results)
+    assert timed is not None and "request_timeout" in str(timed)
 
 
 # ---------------------------------------------------------------- adapters

@@ -187,6 +187,10 @@ def test_unknown_model_is_404_model_not_found(served: Served) -> None:
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": 3}, "stop"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": 1.5}, "seed"),
+        # Past torch's range: once a worker-killing overflow inside the backend.
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, "seed"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": -(2**63) - 1}, "seed"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**30}, "max_tokens"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
           "stream_options": {"include_usage": True}}, "stream_options"),
         ({"model": "tiny"}, "messages"),

@@ -66,7 +66,15 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> float |
     return float(value)
 
 
-def _integer(body: dict[str, Any], name: str, low: int | None = None) -> int | None:
+# A 64-bit signed integer, as OpenAI's and vLLM's `seed` (torch takes no more).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+# Integers past this are refused before any arithmetic on them.
+MAX_INTEGER = 2**63 - 1
+
+
+def _integer(
+    body: dict[str, Any], name: str, low: int | None = None, high: int = MAX_INTEGER
+) -> int | None:
     value = body.get(name)
     if value is None:
         return None
@@ -74,6 +82,8 @@ def _integer(body: dict[str, Any], name: str, low: int | None = None) -> int | N
         raise _bad(name, "expected an integer.")
     if low is not None and value < low:
         raise _bad(name, f"must be at least {low}, got {value}.")
+    if value > high:
+        raise _bad(name, f"must be at most {high}.")
     return value
 
 
@@ -155,7 +165,7 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
         temperature=1.0 if temperature is None else temperature,
         top_p=1.0 if top_p is None else top_p,
         stop=_stop(body),
-        seed=_integer(body, "seed"),
+        seed=_integer(body, "seed", low=SEED_RANGE[0], high=SEED_RANGE[1]),
     )
     stream = _boolean(body, "stream")
     options = body.get("stream_options")

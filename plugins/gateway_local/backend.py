@@ -57,6 +57,10 @@ class LocalBackend(BaseBackend):
         self.max_batch_size = int(settings.get("max_batch_size", 16))
         self.max_wait_ms = float(settings.get("max_wait_ms", 10.0))
         self.max_adapters = int(settings.get("max_adapters", 8))
+        # Requests waiting for a batch slot past this get 503 with Retry-After.
+        self.max_queue = int(settings.get("max_queue", 256))
+        # Seconds a request may take from submission to its last token.
+        self.request_timeout = float(settings.get("request_timeout", 600.0))
         # "auto" (the default) becomes a concrete dtype at start(), from the hardware.
         self.configured_dtype = str(settings.get("dtype", AUTO))
         self.dtype = self.configured_dtype
@@ -126,6 +130,7 @@ class LocalBackend(BaseBackend):
             max_batch_size=self.max_batch_size,
             max_wait_ms=self.max_wait_ms,
             max_adapters=self.max_adapters,
+            max_queue=self.max_queue,
         )
         scheduler.start()
         return scheduler
@@ -187,9 +192,15 @@ class LocalBackend(BaseBackend):
             adapter_path=target.adapter_path,
         )
         scheduler.submit(seq)
+        deadline = loop.time() + self.request_timeout
         try:
             while True:
-                item = await queue.get()
+                try:
+                    item = await asyncio.wait_for(queue.get(), max(deadline - loop.time(), 0.0))
+                except TimeoutError:
+                    raise BackendUnavailable(
+                        f"no answer within {self.request_timeout:g} s (request_timeout)",
+                        retry_after=5.0) from None
                 if isinstance(item, BaseException):
                     raise item
                 yield item

@@ -38,11 +38,13 @@ class Scheduler:
         max_batch_size: int = 16,
         max_wait_ms: float = 10.0,
         max_adapters: int = 8,
+        max_queue: int = 256,
     ) -> None:
         self.device = device
         self.eos_ids = eos_ids
         self.max_batch_size = max(1, max_batch_size)
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
+        self.max_queue = max(1, max_queue)
         self.adapters = AdapterSet(model, max_adapters)
         self.batch = Batch(device, pad_id)
         self._cond = threading.Condition()
@@ -62,6 +64,10 @@ class Scheduler:
         with self._cond:
             if self._stopping:
                 raise BackendUnavailable("the local backend is shutting down")
+            if len(self._pending) >= self.max_queue:
+                raise BackendUnavailable(
+                    f"the local backend's queue is full ({self.max_queue} waiting requests; "
+                    "max_queue)", retry_after=1.0)
             self._pending.append(seq)
             self.stats["requests"] += 1
             self._cond.notify()
@@ -94,23 +100,28 @@ class Scheduler:
     def _run(self) -> None:
         with torch.inference_mode():
             while True:
-                joining = self._next_work()
-                if joining is None:
-                    break
+                joining: list[Sequence] = []
                 try:
+                    work = self._next_work()
+                    if work is None:
+                        break
+                    joining = work
                     if joining:
                         self._prefill(joining)
                     elif len(self.batch):
                         self._step()
-                except Exception as exc:  # a failed forward fails its rows, not the worker
-                    self.stats["errors"] += 1
-                    for seq in self.batch.rows + joining:
-                        if not seq.finished:
-                            seq.finished = True
-                            seq.emit(exc)
-                    self.batch = Batch(self.device, self.batch.pad_id)
+                except Exception as exc:  # a failure fails the rows involved, never the worker
+                    self._fail(joining, exc)
                 self.batch.drop_finished()
         self._shutdown()
+
+    def _fail(self, joining: list[Sequence], exc: Exception) -> None:
+        self.stats["errors"] += 1
+        for seq in self.batch.rows + joining:
+            if not seq.finished:
+                seq.finished = True
+                seq.emit(exc)
+        self.batch = Batch(self.device, self.batch.pad_id)
 
     def _next_work(self) -> list[Sequence] | None:
         """Run queued commands, then pick the sequences that join now (None: stop)."""
@@ -151,39 +162,43 @@ class Scheduler:
             candidates, self._pending = self._pending, deque()
         while candidates:
             seq = candidates.popleft()
-            if seq.cancelled:
+            try:
+                placed = self._place(seq, room - len(joining), busy)
+            except Exception as exc:  # one bad request fails alone; the others still join
+                seq.finished = True
+                seq.emit(exc if isinstance(exc, BackendRequestError) else BackendRequestError(str(exc)))
                 continue
-            if len(joining) >= room:
-                waiting.append(seq)
+            if placed is None:
                 continue
-            if seq.adapter_key is None:
-                seq.adapter_name = BASE_ADAPTER
-            elif (name := self.adapters.touch(seq.adapter_key)) is not None:
-                seq.adapter_name = name
-            elif self.adapters.has_room(busy):
-                try:
-                    seq.adapter_name = self.adapters.ensure(
-                        seq.adapter_key, seq.adapter_path or "", busy
-                    )
-                except Exception as exc:  # a bad adapter fails its own requests only
-                    error = exc if isinstance(exc, BackendRequestError) else BackendRequestError(
-                        f"cannot load the adapter at {seq.adapter_path}: {exc}"
-                    )
-                    seq.finished = True
-                    seq.emit(error)
-                    continue
-            else:
-                # Every adapter slot serves a running row: wait for one to finish.
-                waiting.append(seq)
-                continue
-            if seq.adapter_key:
-                busy.add(seq.adapter_key)
-            seq.make_generator(self.device)
-            joining.append(seq)
+            (joining if placed else waiting).append(seq)
         with self._cond:
             waiting.extend(self._pending)
             self._pending = waiting
         return joining
+
+    def _place(self, seq: Sequence, room: int, busy: set[str]) -> bool | None:
+        """Ready `seq` to join now (True), leave it waiting (False), or drop it (None)."""
+        if seq.cancelled:
+            return None
+        if room <= 0:
+            return False
+        if seq.adapter_key is None:
+            seq.adapter_name = BASE_ADAPTER
+        elif (name := self.adapters.touch(seq.adapter_key)) is not None:
+            seq.adapter_name = name
+        elif self.adapters.has_room(busy):
+            try:
+                seq.adapter_name = self.adapters.ensure(seq.adapter_key, seq.adapter_path or "", busy)
+            except BackendRequestError:
+                raise
+            except Exception as exc:  # a bad adapter fails its own requests only
+                raise BackendRequestError(f"cannot load the adapter at {seq.adapter_path}: {exc}") from exc
+        else:
+            return False  # every adapter slot serves a running row: wait for one to finish
+        if seq.adapter_key:
+            busy.add(seq.adapter_key)
+        seq.make_generator(self.device)
+        return True
 
     def _prefill(self, seqs: list[Sequence]) -> None:
         logits = self.batch.add(self.adapters, seqs)

@@ -397,3 +397,61 @@ def test_request_log_is_written_at_shutdown(tmp_path: Path) -> None:
     rows = Store(home / "gateway.duckdb").query("SELECT status FROM request_log")
     assert [r["status"] for r in rows] == [200, 200, 200]
     assert "Serving on http://127.0.0.1:" in (home / "server.log").read_text()
+
+
+def test_bodies_that_once_gave_500s_get_400s(served: Served) -> None:
+    hi = '"messages": [{"role": "user", "content": "hi"}]'
+    bodies = {
+        "lone surrogate": '{"model": "x\\ud800", ' + hi + "}",
+        "deep nesting": '{"model": "tiny", ' + hi + ', "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "huge number": '{"model": "tiny", ' + hi + ', "max_tokens": ' + "9" * 5000 + "}",
+        "invalid UTF-8": b'{"model": "tin\xff", ' + hi.encode() + b"}",
+    }
+    for name, body in bodies.items():
+        response = served.post("/v1/chat/completions", content=body,
+                               headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (name, response.text)
+        assert error_of(response)["type"] == "invalid_request_error", name
+    assert "lone surrogate" in served.post(
+        "/v1/chat/completions", content=bodies["lone surrogate"]).json()["error"]["message"]
+
+
+def test_a_row_that_cannot_be_stored_is_set_aside_and_the_rest_written(tmp_path: Path) -> None:
+    from gateway.serving.request_log import LogRow, RequestLog
+
+    store = Store(tmp_path / "gateway.duckdb")
+    log = RequestLog(store, interval=3600)
+    for i in range(152):
+        log.add(LogRow(route="/v1/chat/completions", model=f"m{i}", status=200))
+    log.add(LogRow(route="/v1/chat/completions", model="x\ud800", status=400))
+    assert log.flush() == 152
+    assert log.rejected == 1 and log.pending() == 0 and log.dropped == 0
+    assert store.query("SELECT count(*) AS n FROM request_log")[0]["n"] == 152
+
+
+def test_write_errors_keep_the_rows_and_retry_with_backoff(tmp_path: Path) -> None:
+    """A full disk (ENOSPC from the store) keeps every row queued until a write succeeds."""
+    import errno
+
+    from gateway.serving.request_log import LogRow, RequestLog
+
+    class DiskFull(Store):
+        failures = 3
+
+        def executemany(self, sql: str, rows: Any) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().executemany(sql, rows)
+
+    store = DiskFull(tmp_path / "gateway.duckdb")
+    log = RequestLog(store, interval=0.5)
+    for i in range(3000):
+        log.add(LogRow(route="/v1/completions", model=f"m{i}", status=200))
+    backoffs = []
+    for _ in range(3):
+        assert log.flush() == 0 and log.pending() == 3000
+        backoffs.append(log._backoff)
+    assert backoffs == [0.5, 1.0, 2.0] and log.dropped == 0
+    assert log.flush() == 3000 and log.pending() == 0 and log._backoff == 0.0
+    assert store.query("SELECT count(*) AS n FROM request_log")[0]["n"] == 3000

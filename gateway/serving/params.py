@@ -29,15 +29,44 @@ class ParsedRequest:
     prompt: str | None = None
 
 
+# How deep a request body may nest (OpenAI's bodies need a handful of levels).
+MAX_DEPTH = 32
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise ApiError(400, f"The request body has a number that is too large: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
+    check_text(body)
     return body
+
+
+def check_text(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse bodies nested too deep, and strings that are not valid UTF-8 (lone surrogates)."""
+    if depth > MAX_DEPTH:
+        raise ApiError(400, f"The request body nests deeper than {MAX_DEPTH} levels.",
+                       param=path or None)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(400, f"Invalid value for '{path}': the string is not valid UTF-8 "
+                           "(it holds a lone surrogate).", param=path or None) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, path, depth + 1)
+            check_text(item, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_text(item, f"{path}[{index}]", depth + 1)
 
 
 def _bad(param: str, message: str) -> ApiError:

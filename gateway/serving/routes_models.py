@@ -96,5 +96,5 @@ async def health(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     state = server_state(request)
-    text = state.metrics.render(state.log.pending(), state.log.dropped)
+    text = state.metrics.render(state.log.pending(), state.log.dropped + state.log.rejected)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -91,6 +91,39 @@ class Config:
         return [self.adapters_dir.resolve(), *(p.resolve() for p in self.adapter_roots)]
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's TOML; a clear ConfigError (never a traceback) for anything unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
+
+
+def _number(
+    table: dict[str, Any], key: str, default: float, path: Path, *, low: float, high: float,
+    whole: bool = False,
+) -> float:
+    """A finite number in [low, high] from [server]; the error names the file and the key."""
+    import math
+
+    value = table.get(key, default)
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (whole and int(value) != value) or not low <= value <= high:
+        raise ConfigError(f"{path}: [server] {key} = {value!r}: must be {kind} from {low:g} to {high:g}")
+    return float(value)
+
+
 def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -133,23 +166,19 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
     cfg_path = Path(explicit).expanduser() if explicit else home / "config.toml"
     data: dict[str, Any] = {}
     if cfg_path.exists():
-        try:
-            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg_path}: invalid TOML: {exc}") from exc
+        data = _read_toml(cfg_path)
     elif explicit:
         raise ConfigError(f"configuration file not found: {cfg_path}")
 
     server_data = _section(data, "server", cfg_path)
-    try:
-        server = ServerSettings(
-            host=str(server_data.get("host", DEFAULT_HOST)),
-            port=int(server_data.get("port", DEFAULT_PORT)),
-            log_flush_interval=float(server_data.get("log_flush_interval", 1.0)),
-            max_upload_bytes=int(float(server_data.get("max_upload_mb", 512)) * 1024 * 1024),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{cfg_path}: [server]: {exc}") from exc
+    server = ServerSettings(
+        host=str(server_data.get("host", DEFAULT_HOST)),
+        port=int(_number(server_data, "port", DEFAULT_PORT, cfg_path, low=0, high=65535, whole=True)),
+        log_flush_interval=_number(server_data, "log_flush_interval", 1.0, cfg_path, low=0.01,
+                                   high=3600),
+        max_upload_bytes=int(_number(server_data, "max_upload_mb", 512, cfg_path, low=0.001,
+                                     high=1024**2) * 1024 * 1024),
+    )
 
     backends: dict[str, BackendConfig] = {}
     for base, settings in _section(data, "backends", cfg_path).items():

@@ -37,6 +37,10 @@ class ServerSettings:
     log_flush_interval: float = 1.0
     # The largest upload POST /v1/files takes ([server] max_upload_mb, default 512 MiB).
     max_upload_bytes: int = 512 * 1024 * 1024
+    # Host headers accepted on a non-loopback bind (empty: any, since keys are required there).
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Origins whose state-changing requests are accepted (empty: none; CORS stays off).
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -124,6 +128,13 @@ def _number(
     return float(value)
 
 
+def _strings(table: dict[str, Any], key: str, path: Path) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: [server] {key} must be a list of strings")
+    return list(value)
+
+
 def _section(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -178,6 +189,8 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
                                    high=3600),
         max_upload_bytes=int(_number(server_data, "max_upload_mb", 512, cfg_path, low=0.001,
                                      high=1024**2) * 1024 * 1024),
+        allowed_hosts=_strings(server_data, "allowed_hosts", cfg_path),
+        allowed_origins=_strings(server_data, "allowed_origins", cfg_path),
     )
 
     backends: dict[str, BackendConfig] = {}

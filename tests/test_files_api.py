@@ -90,7 +90,7 @@ def test_size_limit_purpose_and_shape_errors(files_server: FilesServer) -> None:
         client.files.create(file=("ok.jsonl", chat_jsonl()), purpose="assistants")  # type: ignore[arg-type]
     plain = httpx.post(f"{files_server.url}/v1/files", content=b"{}",
                        headers={"content-type": "application/json"})
-    assert plain.status_code == 400 and "multipart/form-data" in plain.json()["error"]["message"]
+    assert plain.status_code == 415 and "multipart/form-data" in plain.json()["error"]["message"]
 
 
 def test_a_file_an_unfinished_job_uses_cannot_be_deleted(files_server: FilesServer) -> None:

@@ -209,7 +209,8 @@ def test_invalid_chat_body_names_the_param(served: Served, body: dict[str, Any],
 def test_invalid_completion_body_and_json(served: Served) -> None:
     response = served.post("/v1/completions", json={"model": "tiny", "prompt": ["a", "b"]})
     assert response.status_code == 400 and error_of(response)["param"] == "prompt"
-    response = served.post("/v1/completions", content=b"{not json")
+    response = served.post("/v1/completions", content=b"{not json",
+                           headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "JSON" in error_of(response)["message"]
     response = served.post("/v1/chat/completions", json=["a list"])
     assert response.status_code == 400 and "object" in error_of(response)["message"]
@@ -413,7 +414,8 @@ def test_bodies_that_once_gave_500s_get_400s(served: Served) -> None:
         assert response.status_code == 400, (name, response.text)
         assert error_of(response)["type"] == "invalid_request_error", name
     assert "lone surrogate" in served.post(
-        "/v1/chat/completions", content=bodies["lone surrogate"]).json()["error"]["message"]
+        "/v1/chat/completions", content=bodies["lone surrogate"],
+        headers={"Content-Type": "application/json"}).json()["error"]["message"]
 
 
 def test_a_row_that_cannot_be_stored_is_set_aside_and_the_rest_written(tmp_path: Path) -> None:
@@ -455,3 +457,24 @@ def test_write_errors_keep_the_rows_and_retry_with_backoff(tmp_path: Path) -> No
     assert backoffs == [0.5, 1.0, 2.0] and log.dropped == 0
     assert log.flush() == 3000 and log.pending() == 0 and log._backoff == 0.0
     assert store.query("SELECT count(*) AS n FROM request_log")[0]["n"] == 3000
+
+
+def test_cross_site_and_rebinding_requests_are_refused(served: Served) -> None:
+    load = {"lora_name": "a1", "lora_path": "/nowhere"}
+    # A form a web page can send without asking: text/plain, with its Origin.
+    plain = served.post("/v1/load_lora_adapter", content=json.dumps(load),
+                        headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415 and error_of(plain)["code"] == "unsupported_media_type"
+    cross = served.post("/v1/load_lora_adapter", json=load, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and error_of(cross)["code"] == "cross_site_request"
+    unload = httpx.request("DELETE", f"{served.url}/v1/files/file-x", headers={"Origin": "http://evil.example"})
+    assert unload.status_code == 403
+    port = served.url.rsplit(":", 1)[1]
+    rebound = httpx.get(f"{served.url}/v1/models", headers={"Host": f"evil.example:{port}"})
+    assert rebound.status_code == 400 and error_of(rebound)["code"] == "invalid_host"
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert httpx.get(f"{served.url}/v1/models", headers={"Host": host}).status_code == 200
+    # No CORS: a preflight gets no Access-Control-Allow-Origin.
+    preflight = httpx.options(f"{served.url}/v1/chat/completions",
+                              headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway.config import Config
@@ -24,6 +25,7 @@ from gateway.serving import (
     routes_models,
 )
 from gateway.serving.errors import EXCEPTION_HANDLERS
+from gateway.serving.guards import RequestGuard
 from gateway.serving.state import ServerState
 
 # Seconds between reloads of the API keys (a revoked key stops working after this).
@@ -70,4 +72,9 @@ def create_app(config: Config) -> Starlette:
             refresher.cancel()
             await state.close()
 
-    return Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    guard = Middleware(
+        RequestGuard, bind_host=config.server.host, allowed_hosts=config.server.allowed_hosts,
+        allowed_origins=config.server.allowed_origins,
+    )
+    return Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
+                     middleware=[guard])

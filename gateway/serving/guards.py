@@ -1,0 +1,80 @@
+"""Refuse cross-site and rebinding requests before any route runs (an ASGI middleware).
+
+- `Host` must name this server: on a loopback bind the bound address,
+  `localhost`, `127.0.0.1` or `[::1]` (a DNS-rebinding page sends its own name);
+  on other binds any host, unless `[server] allowed_hosts` lists them.
+- A state-changing request (POST, PUT, PATCH, DELETE) whose `Origin` is present
+  and not in `[server] allowed_origins` is refused: browsers send Origin on
+  cross-site requests, and the gateway sends no CORS headers, so no page can
+  use it unless configured.
+- A body must say what it is: `application/json` on the JSON routes,
+  `multipart/form-data` on POST /v1/files. A `text/plain` form post, which a
+  browser sends cross-site without asking, is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gateway.serving.errors import ApiError
+from gateway.util import is_loopback
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+MULTIPART_ROUTES = {"/v1/files"}
+
+
+def host_name(header: str) -> str:
+    """`example.com:8000` -> `example.com`; `[::1]:8000` -> `[::1]`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header.split("]", 1)[0] + "]"
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, bind_host: str, allowed_hosts: list[str],
+                 allowed_origins: list[str]) -> None:
+        self.app = app
+        self.loopback = is_loopback(bind_host)
+        names = {bind_host.lower(), f"[{bind_host.lower()}]"} if ":" in bind_host else {bind_host.lower()}
+        self.hosts = (names | LOOPBACK_NAMES) if self.loopback else {h.lower() for h in allowed_hosts}
+        self.origins = {o.rstrip("/").lower() for o in allowed_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = self.check(scope)
+        if problem is not None:
+            response = problem.response()
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def check(self, scope: Scope) -> ApiError | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = host_name(headers.get("host", ""))
+        if self.hosts and host not in self.hosts:
+            where = "this loopback server" if self.loopback else "[server] allowed_hosts"
+            return ApiError(400, f"The Host header does not name {where}.", code="invalid_host")
+        if scope["method"] not in STATE_CHANGING:
+            return None
+        origin = headers.get("origin")
+        if origin is not None and origin.rstrip("/").lower() not in self.origins:
+            return ApiError(403, "Cross-site requests are refused (the Origin is not in "
+                            "[server] allowed_origins).", code="cross_site_request")
+        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        if has_body:
+            kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            wanted = "multipart/form-data" if scope["path"] in MULTIPART_ROUTES else "application/json"
+            if kind != wanted:
+                return ApiError(415, f"This route takes Content-Type {wanted}, not {kind or 'none'}.",
+                                code="unsupported_media_type")
+        return None

@@ -41,6 +41,10 @@ class ServerSettings:
     allowed_hosts: list[str] = field(default_factory=list)
     # Origins whose state-changing requests are accepted (empty: none; CORS stays off).
     allowed_origins: list[str] = field(default_factory=list)
+    # Load the [backends] base models at startup (/ready answers 503 until they have).
+    preload: bool = True
+    # Serve /metrics without a key even when keys exist.
+    public_metrics: bool = False
 
 
 @dataclass
@@ -128,6 +132,13 @@ def _number(
     return float(value)
 
 
+def _flag(table: dict[str, Any], key: str, default: bool, path: Path) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: [server] {key} must be true or false")
+    return value
+
+
 def _strings(table: dict[str, Any], key: str, path: Path) -> list[str]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -191,6 +202,8 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
                                      high=1024**2) * 1024 * 1024),
         allowed_hosts=_strings(server_data, "allowed_hosts", cfg_path),
         allowed_origins=_strings(server_data, "allowed_origins", cfg_path),
+        preload=_flag(server_data, "preload", True, cfg_path),
+        public_metrics=_flag(server_data, "public_metrics", False, cfg_path),
     )
 
     backends: dict[str, BackendConfig] = {}

@@ -171,6 +171,7 @@ class EchoBackend(BaseBackend):
         self.loaded: set[str] = set()
 
     async def start(self) -> None:
+        await asyncio.sleep(float(self.settings.get("start_delay", 0)))
         if self.settings.get("fail_start"):
             raise BackendUnavailable("echo is still warming up")
 

@@ -196,7 +196,7 @@ def test_load_and_unload_adapter_from_a_path(served: Loader) -> None:
     models = {m.id: m.model_dump() for m in client.models.list()}
     assert models["a1"]["parent"] == "tiny"
     assert chat(client, "a1", "hi").choices[0].message.content == "a1: hi"
-    health = httpx.get(f"{served.url}/health").json()
+    health = httpx.get(f"{served.url}/status").json()
     assert "a1" in health["backends"]["echo:tiny"]["adapters"]
     again = served.post("/v1/load_lora_adapter", json={"lora_name": "a1", "lora_path": str(served.roots / "a1")})
     assert again.status_code == 400 and error_of(again)["param"] == "lora_name"
@@ -244,7 +244,7 @@ def test_adapter_paths_outside_roots_are_refused(served: Loader, path: str, stat
 def test_registry_adapter_loads_by_name(served: Loader) -> None:
     response = served.post("/v1/load_lora_adapter", json={"lora_name": "support@prod"})
     assert response.status_code == 200, response.text
-    assert served.v1.id in httpx.get(f"{served.url}/health").json()["backends"]["echo:tiny"]["adapters"]
+    assert served.v1.id in httpx.get(f"{served.url}/status").json()["backends"]["echo:tiny"]["adapters"]
     assert served.post("/v1/unload_lora_adapter", json={"lora_name": "support@prod"}).status_code == 200
     unknown = served.post("/v1/load_lora_adapter", json={"lora_name": "nothing-here"})
     assert unknown.status_code == 404

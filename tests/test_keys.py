@@ -159,9 +159,14 @@ def test_requests_without_a_valid_key_get_401(keyed: Keyed) -> None:
     assert basic.status_code == 401
 
 
-def test_health_and_metrics_need_no_key(keyed: Keyed) -> None:
-    assert httpx.get(f"{keyed.url}/health").json()["auth"] == "keys"
-    assert httpx.get(f"{keyed.url}/metrics").status_code == 200
+def test_health_is_public_and_says_nothing_status_and_metrics_need_a_key(keyed: Keyed) -> None:
+    assert httpx.get(f"{keyed.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{keyed.url}/ready").status_code == 200
+    assert httpx.get(f"{keyed.url}/status").status_code == 401
+    assert httpx.get(f"{keyed.url}/metrics").status_code == 401
+    headers = {"Authorization": f"Bearer {keyed.inference}"}
+    assert httpx.get(f"{keyed.url}/status", headers=headers).json()["auth"] == "keys"
+    assert httpx.get(f"{keyed.url}/metrics", headers=headers).status_code == 200
 
 
 def test_inference_key_serves_models_but_not_adapters(keyed: Keyed) -> None:
@@ -216,7 +221,8 @@ def test_new_key_works_at_once_and_revoked_key_stops(keyed: Keyed) -> None:
 def test_request_log_records_the_key_and_no_secret_is_logged(keyed: Keyed) -> None:
     hi(keyed.client(keyed.inference))
     deadline = time.monotonic() + 10
-    while httpx.get(f"{keyed.url}/health").json()["request_log_queue"]:
+    while httpx.get(f"{keyed.url}/status", headers={"Authorization": f"Bearer {keyed.admin}"}).json()[
+            "request_log_queue"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     (app_key,) = [k for k in list_keys(keyed.store) if k.name == "app"]
@@ -257,7 +263,7 @@ def test_auth_never_fails_open(tmp_path: Path) -> None:
         assert chat.status_code == 401
         admin = httpx.post(f"{url}/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": "/x"})
         assert admin.status_code == 401
-        assert httpx.get(f"{url}/health").json()["auth"] == "keys"
+        assert httpx.get(f"{url}/status").status_code == 401
         # A new key works again at once.
         _, fresh = create_key(store, "inference", "fresh")
         assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200

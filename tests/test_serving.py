@@ -40,7 +40,7 @@ class Served:
 
     def queue_empty(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        while httpx.get(f"{self.url}/health").json()["request_log_queue"]:
+        while httpx.get(f"{self.url}/status").json()["request_log_queue"]:
             assert time.monotonic() < deadline, "request log never flushed"
             time.sleep(0.05)
 
@@ -260,7 +260,7 @@ def test_error_after_stream_started_is_the_last_event(served: Served) -> None:
 
 def test_health(served: Served) -> None:
     chat(served.client(), "tiny", "warm")
-    body = httpx.get(f"{served.url}/health").json()
+    body = httpx.get(f"{served.url}/status").json()
     assert body["status"] == "ok" and body["auth"] == "none"
     assert body["backends"]["echo:tiny"]["status"] == "ok"
 
@@ -354,7 +354,7 @@ def test_locked_store_never_stalls_responses(served: Served) -> None:
             assert reply.choices[0].message.content.endswith(f"locked {i}")
         elapsed = time.monotonic() - started
         time.sleep(0.6)  # several flush intervals pass while the file stays locked
-        assert httpx.get(f"{served.url}/health", timeout=5).json()["request_log_queue"] == 5
+        assert httpx.get(f"{served.url}/status", timeout=5).json()["request_log_queue"] == 5
         assert elapsed < 3.0, f"5 requests took {elapsed:.1f}s with the store locked"
     finally:
         assert holder.stdin is not None
@@ -394,7 +394,7 @@ def test_request_log_is_written_at_shutdown(tmp_path: Path) -> None:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         for _ in range(3):
             chat(client, "tiny", "bye")
-        assert httpx.get(f"{url}/health").json()["request_log_queue"] == 3
+        assert httpx.get(f"{url}/status").json()["request_log_queue"] == 3
     rows = Store(home / "gateway.duckdb").query("SELECT status FROM request_log")
     assert [r["status"] for r in rows] == [200, 200, 200]
     assert "Serving on http://127.0.0.1:" in (home / "server.log").read_text()
@@ -478,3 +478,26 @@ def test_cross_site_and_rebinding_requests_are_refused(served: Served) -> None:
     preflight = httpx.options(f"{served.url}/v1/chat/completions",
                               headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_ready_waits_for_the_configured_models_to_load(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'default_backend = "echo"\n[backends."tiny"]\nbackend = "echo"\nstart_delay = 3\n'
+        '[backends."flaky"]\nbackend = "echo"\nfail_start = true\n')
+    store = Store(home / "gateway.duckdb")
+    add_base_model(store, BaseModel(name="tiny", source="path", path="/m/tiny"))
+    add_base_model(store, BaseModel(name="flaky", source="path", path="/m/flaky"))
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+        loading = httpx.get(f"{url}/ready")
+        assert loading.status_code == 503 and loading.json()["status"] == "loading"
+        deadline = time.monotonic() + 20
+        while (answer := httpx.get(f"{url}/ready")).json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # tiny loaded before any request; flaky failed, and /ready says so.
+        assert answer.status_code == 503 and answer.json() == {"status": "failed", "failed": ["flaky"]}
+        assert "echo:tiny" in httpx.get(f"{url}/status").json()["backends"]

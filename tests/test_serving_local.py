@@ -129,6 +129,6 @@ def test_sixteen_concurrent_mixed_adapter_requests_equal_sequential(local_server
     concurrent = asyncio.run(run_all())
     assert concurrent == sequential
     assert len(set(sequential)) > 4  # different prompts and adapters really differ
-    health = httpx.get(local_server.url + "/health").json()
+    health = httpx.get(local_server.url + "/status").json()
     # The concurrent requests really shared forward passes.
     assert health["backends"]["local:tiny"]["max_rows"] > 4

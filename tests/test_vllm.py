@@ -149,7 +149,7 @@ class Served:
                              timeout=timeout)
 
     def backend_health(self) -> dict[str, Any]:
-        health: dict[str, Any] = httpx.get(f"{self.url}/health", timeout=30).json()
+        health: dict[str, Any] = httpx.get(f"{self.url}/status", timeout=30).json()
         return dict(health["backends"][BACKEND_KEY])
 
     def vllm_models(self) -> dict[str, dict[str, Any]]:
@@ -429,7 +429,7 @@ def test_vllm_killed_answers_503_then_restarts(served: Served) -> None:
     body = caught.value.body
     assert isinstance(body, dict) and body["type"] == "service_unavailable"
     assert "vLLM" in body["message"]
-    health = httpx.get(f"{served.url}/health", timeout=30).json()
+    health = httpx.get(f"{served.url}/status", timeout=30).json()
     assert health["status"] == "degraded"
 
     deadline = time.monotonic() + SLOW_CALL_S

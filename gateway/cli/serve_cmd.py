@@ -12,14 +12,18 @@ from gateway.util import is_loopback
 @click.command()
 @click.option("--host", default=None, help="Address to bind (default: [server] host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: [server] port, 8000).")
+@click.option("--preload/--no-preload", default=None,
+              help="Load the [backends] base models at startup; /ready is 503 until then "
+              "(default: [server] preload, on).")
 @pass_app
-def serve(app: AppContext, host: str | None, port: int | None) -> None:
+def serve(app: AppContext, host: str | None, port: int | None, preload: bool | None) -> None:
     """Serve every registered model through one OpenAI-compatible endpoint.
 
     \b
     Routes: /v1/models, /v1/chat/completions, /v1/completions,
     /v1/load_lora_adapter, /v1/unload_lora_adapter, /v1/files,
-    /v1/fine_tuning/jobs (and its cancel, events, checkpoints), /health, /metrics.
+    /v1/fine_tuning/jobs (and its cancel, events, checkpoints), /health, /ready,
+    /status, /metrics.
 
     With no API key configured the server binds only to loopback; create one
     with `gateway keys create` before serving on another address. A server that
@@ -47,6 +51,8 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
             "pip install 'finetune-gateway[serve]'"
         ) from exc
     config.server.host, config.server.port = host, port  # the app checks keys by the bind
+    if preload is not None:
+        config.server.preload = preload
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/v1 (store: {config.db_path})", err=True)
     # uvicorn's access log shows paths and statuses only, never headers (keys).

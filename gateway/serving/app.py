@@ -21,6 +21,7 @@ from gateway.serving import (
     routes_adapters,
     routes_completions,
     routes_files,
+    routes_health,
     routes_jobs,
     routes_models,
 )
@@ -32,8 +33,10 @@ from gateway.serving.state import ServerState
 KEY_REFRESH = 2.0
 
 ROUTES = [
-    Route("/health", routes_models.health, methods=["GET"]),
-    Route("/metrics", routes_models.metrics, methods=["GET"]),
+    Route("/health", routes_health.health, methods=["GET"]),
+    Route("/ready", routes_health.ready, methods=["GET"]),
+    Route("/status", routes_health.status, methods=["GET"]),
+    Route("/metrics", routes_health.metrics, methods=["GET"]),
     Route("/v1/models", routes_models.list_models, methods=["GET"]),
     Route("/v1/chat/completions", routes_completions.chat_completions, methods=["POST"]),
     Route("/v1/completions", routes_completions.completions, methods=["POST"]),
@@ -66,10 +69,12 @@ def create_app(config: Config) -> Starlette:
         await run_in_threadpool(state.start)
         app.state.gateway = state
         refresher = asyncio.create_task(_refresh_keys(state))
+        preload = asyncio.create_task(state.preload())
         try:
             yield
         finally:
             refresher.cancel()
+            preload.cancel()
             await state.close()
 
     guard = Middleware(

@@ -1,14 +1,13 @@
-"""GET /v1/models, GET /health and GET /metrics."""
+"""GET /v1/models."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from gateway.registry import list_aliases, list_base_models, list_versions
 from gateway.serving.calls import Call
@@ -17,7 +16,6 @@ from gateway.serving.state import server_state
 from gateway.store import Store
 
 OWNER = "gateway"
-HEALTH_TIMEOUT = 5.0
 
 
 def _epoch(value: datetime | None) -> int:
@@ -72,29 +70,3 @@ async def list_models(request: Request) -> Response:
             data.append(_entry(name, 0, target.base, target.base))
     call.finish(200)
     return JSONResponse({"object": "list", "data": data})
-
-
-async def health(request: Request) -> Response:
-    """Always 200 while the process serves; each started backend reports its own health."""
-    state = server_state(request)
-    backends: dict[str, Any] = {}
-    for (name, base), backend in state.router.started_backends().items():
-        try:
-            backends[f"{name}:{base}"] = await asyncio.wait_for(backend.health(), HEALTH_TIMEOUT)
-        except Exception as exc:  # an unhealthy backend is reported, not raised
-            backends[f"{name}:{base}"] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    degraded = any(b.get("status") == "error" for b in backends.values())
-    return JSONResponse(
-        {
-            "status": "degraded" if degraded else "ok",
-            "backends": backends,
-            "auth": "keys" if state.keys.enabled else "none",
-            "request_log_queue": state.log.pending(),
-        }
-    )
-
-
-async def metrics(request: Request) -> Response:
-    state = server_state(request)
-    text = state.metrics.render(state.log.pending(), state.log.dropped + state.log.rejected)
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -34,6 +34,10 @@ class ServerState:
     log: RequestLog
     jobs: JobSupervisor
     metrics: Metrics = field(default_factory=Metrics)
+    # Readiness: the configured base models load at startup ([server] preload).
+    ready: bool = False
+    preloading: list[str] = field(default_factory=list)
+    preload_errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config) -> ServerState:
@@ -56,6 +60,22 @@ class ServerState:
         self.keys.reload()
         self.log.start()
         self.jobs.start()
+
+    async def preload(self) -> None:
+        """Start the backend of every base model named under [backends], then be ready."""
+        import sys
+
+        names = list(self.config.backends) if self.config.server.preload else []
+        self.preloading = list(names)
+        for name in names:
+            try:
+                target = self.router.resolve(name)
+                await self.router.backend_for(target)
+            except Exception as exc:  # the server still serves the others; /ready says which failed
+                self.preload_errors[name] = type(exc).__name__
+                print(f"gateway serve: could not load {name}: {exc}", file=sys.stderr, flush=True)
+            self.preloading.remove(name)
+        self.ready = True
 
     async def close(self) -> None:
         self.jobs.close()

@@ -255,3 +255,32 @@ def test_registry_adapter_loads_by_name(served: Loader) -> None:
     assert clash.status_code == 400 and "registered" in error_of(clash)["message"]
     missing = served.post("/v1/load_lora_adapter", json={"lora_path": str(served.roots / "a1")})
     assert missing.status_code == 400 and error_of(missing)["param"] == "lora_name"
+
+
+@pytest.mark.parametrize("name", ["../x", "a\x00b", "a\nb", "x" * 100_000, "a/b", " "])
+def test_adapter_names_are_checked_like_registry_names(served: Loader, name: str) -> None:
+    response = served.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(served.roots / "a1")})
+    assert response.status_code == 400 and error_of(response)["param"] == "lora_name"
+    assert len(response.text) < 1000  # the name is not echoed back
+
+
+def test_two_concurrent_loads_of_one_name_one_wins(served: Loader) -> None:
+    import threading
+
+    make_adapter(served.roots / "race-a", str(served.home.parent / "models" / "tiny"))
+    make_adapter(served.roots / "race-b", str(served.home.parent / "models" / "tiny"))
+    statuses: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def load(folder: str) -> None:
+        barrier.wait()
+        statuses.append(served.post("/v1/load_lora_adapter",
+                                    json={"lora_name": "racer", "lora_path": str(served.roots / folder)}).status_code)
+
+    threads = [threading.Thread(target=load, args=(f,)) for f in ("race-a", "race-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 400]
+    assert served.post("/v1/unload_lora_adapter", json={"lora_name": "racer"}).status_code == 200

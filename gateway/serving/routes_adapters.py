@@ -7,6 +7,7 @@ base its adapter_config.json names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +23,10 @@ from gateway.serving.calls import Call, admin_call
 from gateway.serving.errors import ApiError
 from gateway.serving.params import read_json
 from gateway.serving.state import ServerState
+from gateway.util import NAME_RE
+
+# A registry name, or a version reference (`ft:<base>:<name>:<id>`, `NAME@ALIAS`).
+ADAPTER_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 
 
 def _lora_name(body: dict[str, object]) -> str:
@@ -30,6 +35,12 @@ def _lora_name(body: dict[str, object]) -> str:
         raise ApiError(400, "Missing required parameter: 'lora_name'.", param="lora_name")
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "Invalid value for 'lora_name': expected a non-empty string.", param="lora_name")
+    if not ADAPTER_REF_RE.match(name):
+        # Checked like registry names: no path pieces, control characters or huge strings
+        # reach vLLM, the metric labels or the log.
+        raise ApiError(400, "Invalid value for 'lora_name': use letters, digits, '.', '_', '-' "
+                       "(a registered version may also be named by its id or NAME@ALIAS), at most "
+                       "200 characters.", param="lora_name")
     return name
 
 
@@ -41,8 +52,9 @@ async def _registered(state: ServerState, name: str) -> ModelTarget | None:
 
 
 async def _path_target(state: ServerState, name: str, raw_path: object) -> ModelTarget:
-    if name in state.router.runtime_targets:
-        raise ApiError(400, f"The lora adapter '{name}' has already been loaded.", param="lora_name")
+    if not NAME_RE.match(name):
+        raise ApiError(400, "Invalid value for 'lora_name': a new adapter's name uses letters, "
+                       "digits, '.', '_' or '-' (at most 64 characters).", param="lora_name")
     if await _registered(state, name) is not None:
         raise ApiError(
             400,
@@ -88,16 +100,28 @@ async def _load(state: ServerState, call: Call, name: str, body: dict[str, Any])
     raw_path = body.get("lora_path")
     if raw_path is None:
         target = await _registry_adapter(state, name)
-    else:
+        await _publish(state, call, name, target)
+        return
+    if name in state.router.runtime_targets or name in state.loading_adapters:
+        raise ApiError(400, f"The lora adapter '{name}' has already been loaded.", param="lora_name")
+    # Reserved before the first await: of two concurrent loads of one name, one wins and
+    # the other gets 400, so the name never serves weights other than the recorded ones.
+    state.loading_adapters.add(name)
+    try:
         target = await _path_target(state, name, raw_path)
+        await _publish(state, call, name, target)
+        state.router.runtime_targets[name] = target
+        state.resolver.forget(name)
+    finally:
+        state.loading_adapters.discard(name)
+
+
+async def _publish(state: ServerState, call: Call, name: str, target: ModelTarget) -> None:
     # Named in metrics only once it resolved, so unknown names cannot grow the label set.
     call.metric_model = name
     call.row.backend = state.router.backend_name(target)
     backend = await state.router.backend_for(target)
     await backend.load_adapter(target)
-    if raw_path is not None:
-        state.router.runtime_targets[name] = target
-        state.resolver.forget(name)
 
 
 async def _unload(state: ServerState, call: Call, name: str, body: dict[str, Any]) -> None:

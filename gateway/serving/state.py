@@ -38,6 +38,8 @@ class ServerState:
     ready: bool = False
     preloading: list[str] = field(default_factory=list)
     preload_errors: dict[str, str] = field(default_factory=dict)
+    # Adapter names a path load has reserved and not finished (two loads of one name race).
+    loading_adapters: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, config: Config) -> ServerState:

@@ -41,6 +41,12 @@ class ServerSettings:
     allowed_hosts: list[str] = field(default_factory=list)
     # Origins whose state-changing requests are accepted (empty: none; CORS stays off).
     allowed_origins: list[str] = field(default_factory=list)
+    # The largest JSON body (413 past it), in bytes ([server] max_body_mb, default 16 MiB).
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Seconds a request body may stall before the request ends with 408.
+    read_timeout: float = 30.0
+    # Open connections beyond this get 503 (uvicorn's limit_concurrency).
+    max_connections: int = 1000
     # Load the [backends] base models at startup (/ready answers 503 until they have).
     preload: bool = True
     # Serve /metrics without a key even when keys exist.
@@ -202,6 +208,11 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
                                      high=1024**2) * 1024 * 1024),
         allowed_hosts=_strings(server_data, "allowed_hosts", cfg_path),
         allowed_origins=_strings(server_data, "allowed_origins", cfg_path),
+        max_body_bytes=int(_number(server_data, "max_body_mb", 16, cfg_path, low=0.001,
+                                   high=1024) * 1024 * 1024),
+        read_timeout=_number(server_data, "read_timeout", 30.0, cfg_path, low=0.1, high=3600),
+        max_connections=int(_number(server_data, "max_connections", 1000, cfg_path, low=1,
+                                    high=1_000_000, whole=True)),
         preload=_flag(server_data, "preload", True, cfg_path),
         public_metrics=_flag(server_data, "public_metrics", False, cfg_path),
     )

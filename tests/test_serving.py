@@ -191,6 +191,8 @@ def test_unknown_model_is_404_model_not_found(served: Served) -> None:
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, "seed"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "seed": -(2**63) - 1}, "seed"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**30}, "max_tokens"),
+        ({"model": "t" * 300, "messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": "s" * 300}, "stop"),
         ({"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
           "stream_options": {"include_usage": True}}, "stream_options"),
         ({"model": "tiny"}, "messages"),
@@ -501,3 +503,38 @@ def test_ready_waits_for_the_configured_models_to_load(tmp_path: Path) -> None:
         # tiny loaded before any request; flaky failed, and /ready says so.
         assert answer.status_code == 503 and answer.json() == {"status": "failed", "failed": ["flaky"]}
         assert "echo:tiny" in httpx.get(f"{url}/status").json()["backends"]
+
+
+def test_bodies_are_bounded_and_stalled_bodies_time_out(tmp_path: Path) -> None:
+    import socket
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'default_backend = "echo"\n[server]\nmax_body_mb = 0.01\nread_timeout = 1\n')
+    add_base_model(Store(home / "gateway.duckdb"), BaseModel(name="tiny", source="path", path="/m/tiny"))
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        big = {"model": "tiny", "messages": [{"role": "user", "content": "x" * 20_000}]}
+        response = httpx.post(f"{url}/v1/chat/completions", json=big)
+        assert response.status_code == 413 and error_of(response)["code"] == "body_too_large"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"model": "tiny", "messages": [{"role": "user", "content": "'
+            for _ in range(30):
+                yield b"y" * 1000
+            yield b'"}]}'
+
+        streamed = httpx.post(f"{url}/v1/chat/completions", content=chunks(),
+                              headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413
+        # Half a request, then silence: answered 408 after read_timeout, not held open.
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\"")
+            started = time.monotonic()
+            reply = sock.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 8
+        assert chat(openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0), "tiny", "ok") \
+            .choices[0].message.content == "tiny: ok"

@@ -56,7 +56,9 @@ def serve(app: AppContext, host: str | None, port: int | None, preload: bool | N
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/v1 (store: {config.db_path})", err=True)
     # uvicorn's access log shows paths and statuses only, never headers (keys).
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="on")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="on",
+                limit_concurrency=config.server.max_connections, timeout_keep_alive=5,
+                h11_max_incomplete_event_size=64 * 1024)
 
 
 commands = [serve]

@@ -79,7 +79,8 @@ def create_app(config: Config) -> Starlette:
 
     guard = Middleware(
         RequestGuard, bind_host=config.server.host, allowed_hosts=config.server.allowed_hosts,
-        allowed_origins=config.server.allowed_origins,
+        allowed_origins=config.server.allowed_origins, max_body=config.server.max_body_bytes,
+        max_upload=config.server.max_upload_bytes, read_timeout=config.server.read_timeout,
     )
     return Starlette(routes=ROUTES, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan,
                      middleware=[guard])

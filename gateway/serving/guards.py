@@ -10,10 +10,14 @@
 - A body must say what it is: `application/json` on the JSON routes,
   `multipart/form-data` on POST /v1/files. A `text/plain` form post, which a
   browser sends cross-site without asking, is refused.
+- Bodies are bounded: `[server] max_body_mb` (default 16) on the JSON routes,
+  `max_upload_mb` on POST /v1/files (413 past either), and a body that stops
+  arriving for `read_timeout` seconds (default 30) ends the request with 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -38,10 +42,29 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+class BodyTooLarge(ApiError):
+    """More body than the route's limit (413). An ApiError, so a route that maps its
+    errors answers it as it is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes "
+                         "([server] max_body_mb, max_upload_mb).", code="body_too_large")
+
+
+class BodyTimeout(ApiError):
+    """The client stopped sending its body (408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"The request body stopped arriving for {seconds:g} s "
+                         "([server] read_timeout).", code="request_timeout")
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, bind_host: str, allowed_hosts: list[str],
-                 allowed_origins: list[str]) -> None:
+                 allowed_origins: list[str], max_body: int = 16 * 1024 * 1024,
+                 max_upload: int = 512 * 1024 * 1024, read_timeout: float = 30.0) -> None:
         self.app = app
+        self.max_body, self.max_upload, self.read_timeout = max_body, max_upload, read_timeout
         self.loopback = is_loopback(bind_host)
         names = {bind_host.lower(), f"[{bind_host.lower()}]"} if ":" in bind_host else {bind_host.lower()}
         self.hosts = (names | LOOPBACK_NAMES) if self.loopback else {h.lower() for h in allowed_hosts}
@@ -56,7 +79,33 @@ class RequestGuard:
             response = problem.response()
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        limit = self.max_upload + 64 * 1024 if scope["path"] in MULTIPART_ROUTES else self.max_body
+        started = False
+        received = 0
+
+        async def bounded_receive() -> MutableMapping[str, Any]:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                raise BodyTimeout(self.read_timeout) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracking_send)
+        except (BodyTooLarge, BodyTimeout) as exc:  # raised where no route caught it
+            if started:
+                raise
+            await exc.response()(scope, receive, send)
 
     def check(self, scope: Scope) -> ApiError | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -70,7 +119,13 @@ class RequestGuard:
         if origin is not None and origin.rstrip("/").lower() not in self.origins:
             return ApiError(403, "Cross-site requests are refused (the Origin is not in "
                             "[server] allowed_origins).", code="cross_site_request")
-        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        declared = headers.get("content-length", "0")
+        limit = self.max_upload + 64 * 1024 if scope["path"] in MULTIPART_ROUTES else self.max_body
+        # POST /v1/files answers an oversized upload itself, naming max_upload_mb.
+        if declared.isdigit() and int(declared) > limit and scope["path"] not in MULTIPART_ROUTES:
+            return ApiError(413, f"The request body has {declared} bytes; the limit is {limit} "
+                            "([server] max_body_mb, max_upload_mb).", code="body_too_large")
+        has_body = declared not in ("", "0") or "transfer-encoding" in headers
         if has_body:
             kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             wanted = "multipart/form-data" if scope["path"] in MULTIPART_ROUTES else "application/json"

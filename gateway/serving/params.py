@@ -73,6 +73,11 @@ def _bad(param: str, message: str) -> ApiError:
     return ApiError(400, f"Invalid value for '{param}': {message}", param=param)
 
 
+# The longest `model` and stop string taken (they land in every log row).
+MAX_NAME_CHARS = 256
+MAX_STOP_CHARS = 256
+
+
 def _string(body: dict[str, Any], name: str, required: bool = False) -> str | None:
     value = body.get(name)
     if value is None:
@@ -81,6 +86,8 @@ def _string(body: dict[str, Any], name: str, required: bool = False) -> str | No
         return None
     if not isinstance(value, str) or (required and not value):
         raise _bad(name, "expected a non-empty string.")
+    if len(value) > MAX_NAME_CHARS:
+        raise _bad(name, f"at most {MAX_NAME_CHARS} characters.")
     return value
 
 
@@ -129,15 +136,15 @@ def _stop(body: dict[str, Any]) -> list[str]:
     value = body.get("stop")
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
+    stops = [value] if isinstance(value, str) else value
     if (
-        isinstance(value, list)
-        and len(value) <= MAX_STOP
-        and all(isinstance(s, str) and s for s in value)
+        isinstance(stops, list)
+        and len(stops) <= MAX_STOP
+        and all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stops)
     ):
-        return list(value)
-    raise _bad("stop", f"expected a string or a list of up to {MAX_STOP} non-empty strings.")
+        return list(stops)
+    raise _bad("stop", f"expected a string or a list of up to {MAX_STOP} non-empty strings of at "
+               f"most {MAX_STOP_CHARS} characters.")
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:

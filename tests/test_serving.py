@@ -198,6 +198,10 @@ def test_unknown_model_is_404_model_not_found(served: Served) -> None:
         ({"model": "tiny"}, "messages"),
         ({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
         ({"model": "tiny", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+         "messages[0].content[0].text"),
+        ({"model": "tiny", "messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]},
+         "messages[0].content[0].text"),
         ({"messages": [{"role": "user", "content": "hi"}]}, "model"),
     ],
 )

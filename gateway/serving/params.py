@@ -166,6 +166,9 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(content, list):
             if not all(isinstance(p, dict) and p.get("type") == "text" for p in content):
                 raise _bad(f"{param}.content", "only text content parts are supported.")
+            for j, part in enumerate(content):
+                if not isinstance(part.get("text"), str):
+                    raise _bad(f"{param}.content[{j}].text", "a text part needs a string `text`.")
             continue
         if not isinstance(content, str):
             raise _bad(f"{param}.content", "expected a string or an array of text parts.")

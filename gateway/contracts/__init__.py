@@ -15,6 +15,7 @@ docs/plugins.md walks through it.
 
 from __future__ import annotations
 
+from gateway.confinement import escape_reason
 from gateway.contracts.evaluation import (
     ChatFunction,
     Evaluator,
@@ -108,6 +109,7 @@ __all__ = [
     "choose_dtype",
     "default_threads",
     "dtype_reason",
+    "escape_reason",
     "mean_score",
     "probe_capabilities",
     "read_capabilities",

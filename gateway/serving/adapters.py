@@ -14,14 +14,13 @@ import json
 import sys
 from pathlib import Path
 
+from gateway.confinement import escape_reason, inside
 from gateway.contracts import BaseModel
 from gateway.serving.errors import ApiError
 
 ADAPTER_CONFIG = "adapter_config.json"
 MAX_PATH_CHARS = 4096
 MAX_COMPONENT_BYTES = 255
-# An adapter folder with more files than this is not an adapter.
-MAX_FILES = 1000
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -52,15 +51,11 @@ def _well_formed(raw: object) -> str:
     return raw
 
 
-def _inside(path: Path, roots: list[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
-
-
 def check_adapter_path(raw: object, roots: list[Path]) -> Path:
     """The resolved adapter folder for `raw`, or an ApiError (400, or 403 outside the roots).
 
-    Called wherever a path is about to be read (loading, and again before a
-    backend publishes it after a restart)."""
+    Backends repeat the confinement part (gateway.contracts.escape_reason)
+    where they read the path again, such as vLLM publishing it after a restart."""
     path = _well_formed(raw)
     roots = [root.resolve() for root in roots]
     try:
@@ -68,25 +63,13 @@ def check_adapter_path(raw: object, roots: list[Path]) -> Path:
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, an unreadable parent
         raise ApiError(400, "Invalid value for 'lora_path': it cannot be resolved (a symlink "
                        "loop, or a missing or unreadable folder).", param="lora_path") from exc
-    if not _inside(resolved, roots):
+    if not inside(resolved, roots):
         raise _refused(path, "is outside the allowed adapter roots", f"resolves to {resolved}")
     if not resolved.is_dir():
         raise ApiError(400, "lora_path is not a folder.", param="lora_path")
-    for count, entry in enumerate(resolved.rglob("*"), start=1):
-        if count > MAX_FILES:
-            raise ApiError(400, f"lora_path holds more than {MAX_FILES} files; is it an adapter?",
-                           param="lora_path")
-        try:
-            real = entry.resolve()
-            links = real.stat().st_nlink if real.is_file() else 1
-        except (OSError, RuntimeError) as exc:
-            raise ApiError(400, f"{entry.name} in lora_path cannot be read.", param="lora_path") from exc
-        if not _inside(real, roots):
-            raise _refused(path, "holds a link to a file outside the allowed adapter roots",
-                           f"{entry} -> {real}")
-        if links > 1:
-            raise _refused(path, "holds a file with several hard links (copy it instead)",
-                           f"{entry} has {links} links")
+    reason = escape_reason(resolved, roots)
+    if reason is not None:
+        raise _refused(path, reason, f"{resolved} {reason}")
     if not (resolved / ADAPTER_CONFIG).is_file():
         raise ApiError(400, f"lora_path has no {ADAPTER_CONFIG}; is it a LoRA adapter?", param="lora_path")
     return resolved

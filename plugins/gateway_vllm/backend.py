@@ -41,6 +41,7 @@ from gateway.contracts import (
     Delta,
     Generation,
     ModelTarget,
+    escape_reason,
 )
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
@@ -295,6 +296,10 @@ class VllmBackend(BaseBackend):
                 check_base=self.check_base,
             )
             folder = str(info.folder.resolve())
+            reason = escape_reason(Path(folder), list(self.context.adapter_roots)) \
+                if target.version_id is None else None
+            if reason is not None:  # checked again at each publish: the folder may have changed
+                raise BackendRequestError(f"adapter {target.requested!r} {reason}")
             response = await self._post("/v1/load_lora_adapter",
                                         {"lora_name": name, "lora_path": folder})
             message = protocol.error_message(response.content)

@@ -77,7 +77,7 @@ def update_job(store: Store, job_id: str, only_if: tuple[str, ...] | None = None
     if only_if:
         sql += f" AND status IN ({', '.join('?' for _ in only_if)})"
         params += list(only_if)
-    with store.connect() as con:
+    with store.transaction() as con:
         return bool(con.execute(sql + " RETURNING id", params).fetchall())
 
 

@@ -102,3 +102,29 @@ def test_lock_timeout_names_the_file(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_concurrent_writers_in_one_process_are_serialised(tmp_path: Path) -> None:
+    """Several Store objects on one file (the server builds a few) never collide inside DuckDB."""
+    import threading
+
+    from gateway.registry import create_version
+
+    path = tmp_path / "gateway.duckdb"
+    Store(path).query("SELECT 1")
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            create_version(Store(path), base="tiny", name="racer", kind="local")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    numbers = [r["version"] for r in Store(path).query("SELECT version FROM model_versions ORDER BY version")]
+    assert numbers == list(range(1, 9))

@@ -24,6 +24,17 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 
 _migrated: set[Path] = set()
 _migrate_lock = threading.Lock()
+# One write lock per database file for the whole process: several Store objects
+# (the server builds a few) writing the same rows at once would otherwise
+# conflict inside DuckDB ("Conflict on tuple deletion", constraint errors).
+_write_locks: dict[Path, threading.RLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    key = path.expanduser().resolve()
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.RLock())
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -79,8 +90,9 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside BEGIN ... COMMIT; rolled back on error."""
-        with self.connect() as con:
+        """A connection inside BEGIN ... COMMIT; rolled back on error. Writers to one
+        file are serialised across the Store objects of this process."""
+        with _write_lock(self.path), self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -101,7 +113,7 @@ class Store:
 
     # Small helpers for the common one-statement cases.
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        with self.connect() as con:
+        with _write_lock(self.path), self.connect() as con:
             con.execute(sql, params or [])
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:

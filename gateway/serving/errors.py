@@ -89,13 +89,28 @@ def as_api_error(exc: BaseException, *, model: str | None = None) -> ApiError:
         return model_not_found(model, str(exc))
     if isinstance(exc, NotImplementedError):
         return ApiError(400, f"Not supported by this backend: {exc or 'operation not implemented'}")
-    if isinstance(exc, (PluginError, StoreError)):
+    if isinstance(exc, PluginError):
         return ApiError(503, str(exc), code="gateway_unavailable")
+    if isinstance(exc, StoreError) or type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb"):
+        # Paths and SQL stay in the server's log; a conflict or a lock clears on retry.
+        reference = _logged(exc)
+        return ApiError(503, f"The gateway's store is busy or unavailable; retry shortly "
+                        f"(reference {reference}).", code="store_unavailable", retry_after=1)
     if isinstance(exc, GatewayError):
         return ApiError(400, str(exc))
-    # Last resort: say what failed without a traceback, and keep the shape.
-    print(f"gateway serve: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-    return ApiError(500, f"Internal error ({type(exc).__name__}): {exc}", code="internal_error")
+    # Last resort: keep the shape, say nothing of the internals (they go to the log).
+    reference = _logged(exc)
+    return ApiError(500, f"Internal error; the server log has the details (reference {reference}).",
+                    code="internal_error")
+
+
+def _logged(exc: BaseException) -> str:
+    """Write the exception to the server's log under a short reference; return the reference."""
+    import secrets
+
+    reference = secrets.token_hex(4)
+    print(f"gateway serve: [{reference}] {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    return reference
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

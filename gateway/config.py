@@ -51,6 +51,10 @@ class ServerSettings:
     preload: bool = True
     # Serve /metrics without a key even when keys exist.
     public_metrics: bool = False
+    # Reverse proxies whose X-Forwarded-For names the client (per-client limits).
+    trusted_proxies: list[str] = field(default_factory=list)
+    # Days of request_log kept (older rows are deleted hourly); 0 keeps everything.
+    request_log_days: float = 30.0
 
 
 @dataclass
@@ -215,6 +219,9 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
                                     high=1_000_000, whole=True)),
         preload=_flag(server_data, "preload", True, cfg_path),
         public_metrics=_flag(server_data, "public_metrics", False, cfg_path),
+        trusted_proxies=_strings(server_data, "trusted_proxies", cfg_path),
+        request_log_days=_number(server_data, "request_log_days", 30.0, cfg_path, low=0,
+                                 high=36500),
     )
 
     backends: dict[str, BackendConfig] = {}

@@ -293,3 +293,22 @@ def test_keys_are_not_trusted_for_long_while_the_store_is_unreadable(tmp_path: P
     with pytest.raises(ApiError) as info:
         asyncio.run(cache.check(request, "inference"))
     assert info.value.status == 503 and info.value.code == "keys_unavailable"
+
+
+def test_wrong_keys_are_rate_limited_per_address(tmp_path: Path) -> None:
+    from gateway.serving.auth import MAX_FAILURES
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('default_backend = "echo"\n')
+    store = Store(home / "gateway.duckdb")
+    _, secret = create_key(store, "inference")
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"}) as url:
+        statuses = [httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer gw-guess-{i}"}).status_code
+                    for i in range(MAX_FAILURES + 5)]
+        assert statuses[:MAX_FAILURES] == [401] * MAX_FAILURES and set(statuses[MAX_FAILURES:]) == {429}
+        limited = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer gw-guess-x"})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        # The right key from the same address still works.
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {secret}"}).status_code == 200

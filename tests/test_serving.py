@@ -549,3 +549,50 @@ def test_bodies_are_bounded_and_stalled_bodies_time_out(tmp_path: Path) -> None:
             assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 8
         assert chat(openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0), "tiny", "ok") \
             .choices[0].message.content == "tiny: ok"
+
+
+def test_unknown_models_are_cached_as_unknown(tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.config import load_config
+    from gateway.errors import NotFoundError
+    from gateway.router import Router
+    from gateway.serving.resolver import ResolveCache
+
+    config = load_config(home=tmp_path)
+    router = Router(config, Store(config.db_path))
+    calls: list[str] = []
+    real = router.resolve
+
+    def counted(model: str) -> Any:
+        calls.append(model)
+        return real(model)
+
+    router.resolve = counted  # type: ignore[method-assign]
+    cache = ResolveCache(router, ttl=60)
+
+    async def ask() -> int:
+        misses = 0
+        for _ in range(50):
+            try:
+                await cache.resolve("made-up")
+            except NotFoundError:
+                misses += 1
+        return misses
+
+    assert asyncio.run(ask()) == 50 and calls == ["made-up"]
+
+
+def test_request_log_retention_deletes_old_rows(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from gateway.serving.request_log import LogRow, RequestLog
+    from gateway.util import utcnow
+
+    store = Store(tmp_path / "gateway.duckdb")
+    log = RequestLog(store, interval=3600, retention_days=30)
+    log.add(LogRow(route="/v1/models", status=200, created=utcnow() - timedelta(days=31)))
+    log.add(LogRow(route="/v1/models", status=200))
+    assert log.flush() == 2
+    assert log.expire() == 1
+    assert store.query("SELECT count(*) AS n FROM request_log")[0]["n"] == 1

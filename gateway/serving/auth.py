@@ -30,11 +30,31 @@ from gateway.store import Store
 
 # Seconds the last read of the keys may be used while the store cannot be read.
 MAX_STALE = 30.0
+# An unknown key reloads the keys at most this often (a flood of made-up keys
+# costs the store four reads per second, not one per request).
+MIN_RELOAD_INTERVAL = 0.25
+# Failed key checks per client address and minute before it gets 429.
+MAX_FAILURES = 20
+FAILURE_WINDOW = 60.0
+MAX_TRACKED_CLIENTS = 10_000
+
+
+def client_address(request: Request, trusted_proxies: frozenset[str]) -> str:
+    """The client's address; X-Forwarded-For counts only from a configured trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in trusted_proxies:
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
 
 
 class KeyCache:
-    def __init__(self, store: Store, required: bool = False, max_stale: float = MAX_STALE) -> None:
+    def __init__(self, store: Store, required: bool = False, max_stale: float = MAX_STALE,
+                 trusted_proxies: frozenset[str] = frozenset()) -> None:
         self.store = store
+        self.trusted_proxies = trusted_proxies
+        self._failures: dict[str, list[float]] = {}
+        self._last_forced = 0.0
         self._keys: dict[str, ApiKey] = {}
         # Sticky: set by a non-loopback bind, or by the first key ever seen.
         self.required = required
@@ -72,6 +92,29 @@ class KeyCache:
         arrived = time.monotonic()
         if not self.enabled:
             return None
+        client = client_address(request, self.trusted_proxies)
+        recent = [t for t in self._failures.get(client, []) if arrived - t < FAILURE_WINDOW]
+        over = len(recent) >= MAX_FAILURES
+        try:
+            # Past the limit a wrong key no longer makes the store reload; a valid one still works.
+            return await self._check(request, scope, arrived, reload=not over)
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            self._note_failure(client, arrived)
+            if over:
+                raise ApiError(429, "Too many requests with a missing or wrong API key from this "
+                               "address; wait and retry.", code="too_many_failed_keys",
+                               retry_after=FAILURE_WINDOW - (arrived - recent[0])) from None
+            raise
+
+    def _note_failure(self, client: str, now: float) -> None:
+        times = [t for t in self._failures.pop(client, []) if now - t < FAILURE_WINDOW]
+        self._failures[client] = [*times, now]
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            self._failures.pop(next(iter(self._failures)))
+
+    async def _check(self, request: Request, scope: str, arrived: float, reload: bool) -> ApiKey:
         header = request.headers.get("authorization", "")
         kind, _, secret = header.partition(" ")
         secret = secret.strip()
@@ -83,9 +126,16 @@ class KeyCache:
                 code="invalid_api_key",
             )
         key = self.lookup(secret)
-        if key is None:
+        if key is None and reload:
             async with self._reloading:
                 if self._loaded_at < arrived:
+                    # Wait out the interval instead of refusing: a new key still works
+                    # within MIN_RELOAD_INTERVAL, and a flood shares one read.
+                    wait = MIN_RELOAD_INTERVAL - (time.monotonic() - self._last_forced)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                if self._loaded_at < arrived:
+                    self._last_forced = time.monotonic()
                     await run_in_threadpool(self.try_reload)
             key = self.lookup(secret)
         if time.monotonic() - self._loaded_at > self.max_stale:

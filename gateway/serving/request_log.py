@@ -63,9 +63,15 @@ class LogRow:
     cost: float | None = None  # in the provider's currency (USD for litellm's prices)
 
 
+# Seconds between deletions of request-log rows past the retention.
+RETENTION_INTERVAL = 3600.0
+
+
 class RequestLog:
-    def __init__(self, store: Store, interval: float) -> None:
+    def __init__(self, store: Store, interval: float, retention_days: float = 0.0) -> None:
         self.store = store
+        self.retention_days = retention_days
+        self._next_retention = 0.0
         self.interval = max(interval, 0.01)
         self.dropped = 0
         self._queue: deque[LogRow] = deque()
@@ -105,6 +111,23 @@ class RequestLog:
         while not self._stop.wait(self.interval):
             if time.monotonic() >= self._retry_at:
                 self.flush()
+            if self.retention_days and time.monotonic() >= self._next_retention:
+                self.expire()
+
+    def expire(self) -> int:
+        """Delete rows older than the retention ([server] request_log_days). Returns how many."""
+        from datetime import timedelta
+
+        self._next_retention = time.monotonic() + RETENTION_INTERVAL
+        cutoff = utcnow() - timedelta(days=self.retention_days)
+        try:
+            with self.store.transaction() as con:
+                rows = con.execute("DELETE FROM request_log WHERE created < ? RETURNING id",
+                                   [cutoff]).fetchall()
+        except Exception as exc:  # a busy store: the next hour tries again
+            print(f"gateway serve: request-log retention skipped: {type(exc).__name__}", file=sys.stderr)
+            return 0
+        return len(rows)
 
     def flush(self) -> int:
         """Write every queued row in one transaction. Returns the number written."""

@@ -52,9 +52,11 @@ class ServerState:
             store=reads,
             router=router,
             keys=KeyCache(Store(config.db_path, lock_timeout=READ_LOCK_TIMEOUT),
-                          required=not is_loopback(config.server.host)),
+                          required=not is_loopback(config.server.host),
+                          trusted_proxies=frozenset(config.server.trusted_proxies)),
             resolver=ResolveCache(router),
-            log=RequestLog(Store(config.db_path), config.server.log_flush_interval),
+            log=RequestLog(Store(config.db_path), config.server.log_flush_interval,
+                           retention_days=config.server.request_log_days),
             jobs=JobSupervisor(config, reads),
         )
 

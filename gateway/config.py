@@ -53,6 +53,8 @@ class ServerSettings:
     public_metrics: bool = False
     # Reverse proxies whose X-Forwarded-For names the client (per-client limits).
     trusted_proxies: list[str] = field(default_factory=list)
+    # Seconds requests in flight get to finish after SIGTERM.
+    shutdown_timeout: float = 30.0
     # Days of request_log kept (older rows are deleted hourly); 0 keeps everything.
     request_log_days: float = 30.0
 
@@ -220,6 +222,7 @@ def load_config(path: Path | str | None = None, home: Path | None = None) -> Con
         preload=_flag(server_data, "preload", True, cfg_path),
         public_metrics=_flag(server_data, "public_metrics", False, cfg_path),
         trusted_proxies=_strings(server_data, "trusted_proxies", cfg_path),
+        shutdown_timeout=_number(server_data, "shutdown_timeout", 30.0, cfg_path, low=0, high=3600),
         request_log_days=_number(server_data, "request_log_days", 30.0, cfg_path, low=0,
                                  high=36500),
     )

@@ -232,6 +232,9 @@ def test_load_and_unload_adapter_from_a_path(served: Loader) -> None:
         chat(client, "a1", "hi")
     gone = served.post("/v1/unload_lora_adapter", json={"lora_name": "a1"})
     assert gone.status_code == 404 and error_of(gone)["code"] == "model_not_found"
+    audit = Store(served.home / "gateway.duckdb").query(
+        "SELECT action, actor FROM audit_log WHERE target = 'a1' ORDER BY created")
+    assert [(a["action"], a["actor"]) for a in audit] == [("adapter.load", "anonymous"), ("adapter.unload", "anonymous")]
 
 
 def test_adapter_base_comes_from_its_config(served: Loader) -> None:

@@ -145,6 +145,9 @@ def test_cancel_a_queued_or_running_job(tuning_server: TuningServer) -> None:
         client.fine_tuning.jobs.cancel(created.id)
     # Finished: the file can go now.
     assert client.files.delete(upload.id).deleted
+    audit = tuning_server.store.query("SELECT action FROM audit_log WHERE target = ? ORDER BY created",
+                                      [created.id])
+    assert [a["action"] for a in audit] == ["job.create", "job.cancel"]
 
 
 def test_fine_tune_scope_guards_the_routes(tmp_path: Path) -> None:

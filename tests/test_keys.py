@@ -39,6 +39,11 @@ def test_create_prints_the_key_once_and_stores_only_its_hash(
     assert listing.exit_code == 0
     assert secret not in listing.output and row["prefix"] in listing.output
     assert '"scope": "admin"' in listing.output
+    assert gateway_cli("keys", "revoke", row["id"]).exit_code == 0
+    audit = Store(gateway_home / "gateway.duckdb").query(
+        "SELECT action, target, actor, detail FROM audit_log ORDER BY created")
+    assert [(a["action"], a["target"]) for a in audit] == [("key.create", row["id"]), ("key.revoke", row["id"])]
+    assert all(a["actor"].startswith("cli") for a in audit) and secret not in str(audit)
 
 
 def test_revoke_and_its_errors(gateway_home: Path, gateway_cli: Callable[..., Any]) -> None:

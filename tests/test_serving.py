@@ -596,3 +596,38 @@ def test_request_log_retention_deletes_old_rows(tmp_path: Path) -> None:
     assert log.flush() == 2
     assert log.expire() == 1
     assert store.query("SELECT count(*) AS n FROM request_log")[0]["n"] == 1
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_flushes_the_log(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('default_backend = "echo"\n[server]\nlog_flush_interval = 3600\n')
+    add_base_model(Store(home / "gateway.duckdb"), BaseModel(name="tiny", source="path", path="/m/tiny"))
+    plugins = write_echo_plugin(tmp_path / "plugins")
+    processes: list[subprocess.Popen[bytes]] = []
+    chunks: list[str] = []
+    started = threading.Event()
+    with gateway_server(home, pythonpath=[plugins], env={"GATEWAY_PLUGINS": "echo"},
+                        processes=processes) as url:
+
+        def stream() -> None:
+            body = {"model": "tiny", "stream": True,
+                    "messages": [{"role": "user", "content": "please be slow one two three four"}]}
+            with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as response:
+                for line in response.iter_lines():
+                    chunks.append(line)
+                    started.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert started.wait(10)
+        processes[0].send_signal(signal.SIGTERM)
+        reader.join(30)
+        assert processes[0].wait(30) == 0
+    events = [c for c in chunks if c]
+    assert events[-1] == "data: [DONE]" and len(events) > 5 and not any('"error"' in c for c in events)
+    rows = Store(home / "gateway.duckdb").query("SELECT status, stream FROM request_log")
+    assert rows == [{"status": 200, "stream": True}]

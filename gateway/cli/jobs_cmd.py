@@ -75,9 +75,11 @@ def events(app: AppContext, job_id: str, fmt: str) -> None:
 def cancel(app: AppContext, job_id: str) -> None:
     """Cancel a job. A running trainer stops at its next step, keeping a checkpoint;
     a job at a provider is cancelled there too."""
+    from gateway.audit import cli_actor, record
     from gateway.jobs import cancel_job
 
     job = cancel_job(app.store, job_id, app.config)
+    record(app.store, "job.cancel", job.id, cli_actor())
     click.echo(f"{job.id}: {job.status}")
 
 

@@ -26,9 +26,11 @@ def keys() -> None:
 @pass_app
 def create(app: AppContext, name: str | None, scope: str) -> None:
     """Create a key and print it. It is shown only this once."""
+    from gateway.audit import cli_actor, record
     from gateway.keys import create_key
 
     key, secret = create_key(app.store, scope, name)
+    record(app.store, "key.create", key.id, cli_actor(), scope=scope, name=name)
     click.echo(secret)
     click.echo(f"Created {key.id} ({scope}). Store the key now: it cannot be shown again.", err=True)
 
@@ -49,9 +51,11 @@ def list_(app: AppContext, fmt: str) -> None:
 @pass_app
 def revoke(app: AppContext, key_id: str) -> None:
     """Revoke the key KEY_ID (its id or prefix). A running server refuses it within seconds."""
+    from gateway.audit import cli_actor, record
     from gateway.keys import revoke_key
 
     key = revoke_key(app.store, key_id)
+    record(app.store, "key.revoke", key.id, cli_actor())
     click.echo(f"Revoked {key.id} ({key.prefix}...) at {key.revoked:%Y-%m-%d %H:%M:%S}")
 
 

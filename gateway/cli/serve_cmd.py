@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from gateway.cli.context import AppContext, pass_app
@@ -55,9 +58,15 @@ def serve(app: AppContext, host: str | None, port: int | None, preload: bool | N
         config.server.preload = preload
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Serving on http://{shown}:{port}/v1 (store: {config.db_path})", err=True)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with the
+    # handler that was there before: this one, so a clean shutdown exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # uvicorn's access log shows paths and statuses only, never headers (keys).
     uvicorn.run(create_app(config), host=host, port=port, log_level="info", lifespan="on",
                 limit_concurrency=config.server.max_connections, timeout_keep_alive=5,
+                # SIGTERM: stop accepting, let requests in flight finish (bounded), then the
+                # lifespan flushes the request log and the process exits 0.
+                timeout_graceful_shutdown=config.server.shutdown_timeout,
                 h11_max_incomplete_event_size=64 * 1024)
 
 

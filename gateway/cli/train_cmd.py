@@ -169,6 +169,10 @@ def train(
         validation_file=validation, suffix=suffix, hyperparameters=params, evalsets=list(evalsets),
         provider=provider,
     )
+    from gateway.audit import cli_actor, record
+
+    record(app.store, "job.create", job.id, cli_actor(), base=base, trainer=trainer,
+           provider=provider)
     _confirm_cost(app, job.id, yes)
     if detach:
         start_detached(app, job.id)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from gateway.audit import record
 from gateway.contracts import ModelTarget
 from gateway.errors import NotFoundError
 from gateway.registry import list_base_models, resolve
@@ -101,6 +102,8 @@ async def _load(state: ServerState, call: Call, name: str, body: dict[str, Any])
     if raw_path is None:
         target = await _registry_adapter(state, name)
         await _publish(state, call, name, target)
+        await run_in_threadpool(record, state.store, "adapter.load", name, call.row.key_id,
+                                version=target.version_id)
         return
     if name in state.router.runtime_targets or name in state.loading_adapters:
         raise ApiError(400, f"The lora adapter '{name}' has already been loaded.", param="lora_name")
@@ -114,6 +117,8 @@ async def _load(state: ServerState, call: Call, name: str, body: dict[str, Any])
         state.resolver.forget(name)
     finally:
         state.loading_adapters.discard(name)
+    await run_in_threadpool(record, state.store, "adapter.load", name, call.row.key_id,
+                            path=target.adapter_path, base=target.base)
 
 
 async def _publish(state: ServerState, call: Call, name: str, target: ModelTarget) -> None:
@@ -132,6 +137,7 @@ async def _unload(state: ServerState, call: Call, name: str, body: dict[str, Any
     await backend.unload_adapter(target)
     if state.router.runtime_targets.pop(name, None) is not None:
         state.resolver.forget(name)
+    await run_in_threadpool(record, state.store, "adapter.unload", name, call.row.key_id)
 
 
 async def load_lora_adapter(request: Request) -> Response:

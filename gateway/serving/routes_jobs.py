@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.audit import record
 from gateway.errors import GatewayError, NotFoundError
 from gateway.fine_tuning import (
     FineTuningRequestError,
@@ -66,6 +67,8 @@ async def create(request: Request) -> Response:
         body = await read_json(request)
         job = await run_in_threadpool(create_api_job, state.config, state.store, body)
         call.row.model = job.base
+        await run_in_threadpool(record, state.store, "job.create", job.id, call.row.key_id,
+                                model=job.base, trainer=job.trainer)
         state.jobs.wake()
         return await run_in_threadpool(job_object, job, state.store)
 
@@ -86,36 +89,38 @@ async def list_all(request: Request) -> Response:
     return await _frame(request, work)
 
 
-def _job_route(build: Callable[[ServerState, Request, str], Any]) -> Callable[[Request], Any]:
+def _job_route(build: Callable[[ServerState, Request, str, Call], Any]) -> Callable[[Request], Any]:
     async def route(request: Request) -> Response:
         async def work(state: ServerState, call: Call) -> Any:
-            return await run_in_threadpool(build, state, request, request.path_params["job_id"])
+            return await run_in_threadpool(build, state, request, request.path_params["job_id"], call)
 
         return await _frame(request, work)
 
     return route
 
 
-def _retrieve(state: ServerState, request: Request, job_id: str) -> dict[str, Any]:
+def _retrieve(state: ServerState, request: Request, job_id: str, call: Call) -> dict[str, Any]:
     return job_object(get_job(state.store, job_id), state.store)
 
 
-def _cancel(state: ServerState, request: Request, job_id: str) -> dict[str, Any]:
+def _cancel(state: ServerState, request: Request, job_id: str, call: Call) -> dict[str, Any]:
     from gateway.jobs import cancel_job
 
     job = get_job(state.store, job_id)
     if job.status in ("succeeded", "failed", "cancelled"):
         raise ApiError(400, f"Job {job_id} has already {job.status}; it cannot be cancelled.",
                        param="fine_tuning_job_id", code="job_already_finished")
-    return job_object(cancel_job(state.store, job_id, state.config), state.store)
+    cancelled = cancel_job(state.store, job_id, state.config)
+    record(state.store, "job.cancel", job_id, call.row.key_id)
+    return job_object(cancelled, state.store)
 
 
-def _events(state: ServerState, request: Request, job_id: str) -> dict[str, Any]:
+def _events(state: ServerState, request: Request, job_id: str, call: Call) -> dict[str, Any]:
     job = get_job(state.store, job_id)
     return page(event_objects(job, state.store), request.query_params.get("after"), _limit(request))
 
 
-def _checkpoints(state: ServerState, request: Request, job_id: str) -> dict[str, Any]:
+def _checkpoints(state: ServerState, request: Request, job_id: str, call: Call) -> dict[str, Any]:
     job = get_job(state.store, job_id)
     return page(checkpoint_objects(job, state.store), request.query_params.get("after"),
                 _limit(request))

@@ -256,6 +256,23 @@ def m070_hosted_jobs(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m080_audit_log(con: duckdb.DuckDBPyConnection) -> None:
+    # Who changed what: keys, adapters, fine-tuning jobs (gateway.audit).
+    con.execute(
+        """
+        CREATE TABLE audit_log (
+            id TEXT PRIMARY KEY,
+            created TIMESTAMP NOT NULL,
+            actor TEXT NOT NULL,           -- the API key's id, cli:<user>, or anonymous (keyless)
+            action TEXT NOT NULL,          -- key.create key.revoke adapter.load adapter.unload job.create job.cancel
+            target TEXT NOT NULL,
+            detail JSON
+        );
+        """
+    )
+
+
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"

@@ -66,7 +66,7 @@ def serve(app: AppContext, host: str | None, port: int | None, preload: bool | N
                 limit_concurrency=config.server.max_connections, timeout_keep_alive=5,
                 # SIGTERM: stop accepting, let requests in flight finish (bounded), then the
                 # lifespan flushes the request log and the process exits 0.
-                timeout_graceful_shutdown=config.server.shutdown_timeout,
+                timeout_graceful_shutdown=round(config.server.shutdown_timeout),
                 h11_max_incomplete_event_size=64 * 1024)
 
 

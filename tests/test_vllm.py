@@ -353,8 +353,28 @@ def test_attach_mode_on_the_running_vllm(served: Served) -> None:
         finally:
             await backend.close()
 
+    async def confined(roots: list[Path]) -> BaseException | None:
+        backend = VllmBackend({"url": url, "max_lora_rank": 8},
+                              backend_context(BASE, served.base_dir, home=served.home, adapter_roots=roots))
+        await backend.start()
+        target = ModelTarget("elsewhere", BASE, str(served.base_dir), adapter_name="elsewhere",
+                             adapter_path=str(served.adapters["trained"]))
+        try:
+            await backend.chat(ChatRequest(target, [{"role": "user", "content": "hi"}],
+                                           GenerationParams(max_tokens=2, temperature=0)))
+        except BackendRequestError as exc:
+            return exc
+        finally:
+            await backend.close()
+        return None
+
     base_text, adapted_text, adapters = asyncio.run(run())
     assert base_text and adapted_text and adapters == ["attached"]
+    # With roots named (as the host always does), a runtime adapter outside them is refused
+    # at publish time, before vLLM is asked.
+    refused = asyncio.run(confined([served.home / "no-adapters-here"]))
+    assert refused is not None and "outside the allowed adapter roots" in str(refused)
+    assert "elsewhere" not in served.vllm_models()
     assert "attached" not in served.vllm_models()
     # Attaching never owns the server: closing the backend left vLLM running.
     assert served.backend_health()["status"] == "ok"

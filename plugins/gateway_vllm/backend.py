@@ -296,9 +296,12 @@ class VllmBackend(BaseBackend):
                 check_base=self.check_base,
             )
             folder = str(info.folder.resolve())
-            reason = escape_reason(Path(folder), list(self.context.adapter_roots)) \
-                if target.version_id is None else None
-            if reason is not None:  # checked again at each publish: the folder may have changed
+            # A runtime adapter is checked against the host's roots again at each publish (the
+            # folder may have changed since it was loaded); the host always names roots, a
+            # library caller that names none has no confinement to apply.
+            roots = list(self.context.adapter_roots)
+            reason = escape_reason(Path(folder), roots) if target.version_id is None and roots else None
+            if reason is not None:
                 raise BackendRequestError(f"adapter {target.requested!r} {reason}")
             response = await self._post("/v1/load_lora_adapter",
                                         {"lora_name": name, "lora_path": folder})

@@ -79,7 +79,7 @@ class RequestGuard:
             response = problem.response()
             await response(scope, receive, send)
             return
-        limit = self.max_upload + 64 * 1024 if scope["path"] in MULTIPART_ROUTES else self.max_body
+        limit = self.body_limit(scope["path"])
         started = False
         received = 0
 
@@ -107,6 +107,10 @@ class RequestGuard:
                 raise
             await exc.response()(scope, receive, send)
 
+    def body_limit(self, path: str) -> int:
+        """The most body bytes `path` takes (an upload's multipart envelope included)."""
+        return self.max_upload + 64 * 1024 if path in MULTIPART_ROUTES else self.max_body
+
     def check(self, scope: Scope) -> ApiError | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = host_name(headers.get("host", ""))
@@ -120,7 +124,7 @@ class RequestGuard:
             return ApiError(403, "Cross-site requests are refused (the Origin is not in "
                             "[server] allowed_origins).", code="cross_site_request")
         declared = headers.get("content-length", "0")
-        limit = self.max_upload + 64 * 1024 if scope["path"] in MULTIPART_ROUTES else self.max_body
+        limit = self.body_limit(scope["path"])
         # POST /v1/files answers an oversized upload itself, naming max_upload_mb.
         if declared.isdigit() and int(declared) > limit and scope["path"] not in MULTIPART_ROUTES:
             return ApiError(413, f"The request body has {declared} bytes; the limit is {limit} "

@@ -99,30 +99,25 @@ class HostedBackend(BaseBackend):
 
     async def chat(self, request: ChatRequest) -> Generation:
         litellm = import_litellm()
-
-        provider, arguments = self._arguments(request.target, request.params)
-        try:
-            response = await litellm.acompletion(messages=request.messages, **arguments)
-        except Exception as exc:
-            raise self._failure(provider, exc) from None
-        self.requests += 1
-        choice = response.choices[0]
-        usage = self._usage(response)
-        return Generation(text=choice.message.content or "", finish_reason=choice.finish_reason or "stop",
-                          usage=usage, cost=self._cost(provider, response, usage))
+        return await self._generate(request, litellm.acompletion, messages=request.messages)
 
     async def complete(self, request: CompletionRequest) -> Generation:
         litellm = import_litellm()
+        return await self._generate(request, litellm.atext_completion, prompt=request.prompt)
 
+    async def _generate(self, request: ChatRequest | CompletionRequest, call: Any, **body: Any) -> Generation:
+        """One non-streamed call (acompletion or atext_completion) as a Generation."""
         provider, arguments = self._arguments(request.target, request.params)
         try:
-            response = await litellm.atext_completion(prompt=request.prompt, **arguments)
+            response = await call(**body, **arguments)
         except Exception as exc:
             raise self._failure(provider, exc) from None
         self.requests += 1
         choice = response.choices[0]
+        message = getattr(choice, "message", None)
+        text = message.content if message is not None else choice.text
         usage = self._usage(response)
-        return Generation(text=choice.text or "", finish_reason=choice.finish_reason or "stop",
+        return Generation(text=text or "", finish_reason=choice.finish_reason or "stop",
                           usage=usage, cost=self._cost(provider, response, usage))
 
     async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:

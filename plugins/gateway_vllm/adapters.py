@@ -10,11 +10,18 @@ message that names the adapter and the reason.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.contracts import BackendRequestError, BaseModel, ModelTarget, ModelVersion
+from gateway.contracts import (
+    BackendRequestError,
+    BaseModel,
+    ModelTarget,
+    ModelVersion,
+    escape_reason,
+)
 
 ADAPTER_CONFIG = "adapter_config.json"
 # The values vLLM 0.3x accepts for --max-lora-rank (vllm.config.lora.MaxLoRARanks).
@@ -99,8 +106,14 @@ def check_adapter(
     base_path: str | None,
     max_rank: int,
     check_base: bool = True,
+    roots: Sequence[Path] = (),
 ) -> AdapterInfo:
-    """The adapter behind `target` if vLLM can serve it on `base`; BackendRequestError if not."""
+    """The adapter behind `target` if vLLM can serve it on `base`; BackendRequestError if not.
+
+    A runtime adapter (no registry version) must stay inside `roots`, checked at each
+    publish since the folder may have changed after it was loaded; the host always
+    names roots, and a library caller that names none has no confinement to apply.
+    """
     name = target.requested
     if not target.adapter_path:
         raise BackendRequestError(f"{name!r} has no LoRA adapter")
@@ -109,6 +122,10 @@ def check_adapter(
             f"adapter {name!r} is for base model {target.base!r}; this vLLM serves {base!r}"
         )
     folder = adapter_folder(target.adapter_path)
+    if roots and target.version_id is None:
+        reason = escape_reason(folder.resolve(), list(roots))
+        if reason is not None:
+            raise BackendRequestError(f"adapter {name!r} {reason}")
     config = read_adapter_config(folder)
     peft_type = config.get("peft_type", "LORA")
     if peft_type != "LORA":

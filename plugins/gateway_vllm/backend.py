@@ -41,7 +41,6 @@ from gateway.contracts import (
     Delta,
     Generation,
     ModelTarget,
-    escape_reason,
 )
 from gateway_vllm import protocol
 from gateway_vllm.adapters import base_identities, check_adapter, rank_limit, registered_ranks
@@ -294,15 +293,9 @@ class VllmBackend(BaseBackend):
                 base_path=self.base_path,
                 max_rank=self.max_rank,
                 check_base=self.check_base,
+                roots=self.context.adapter_roots,
             )
             folder = str(info.folder.resolve())
-            # A runtime adapter is checked against the host's roots again at each publish (the
-            # folder may have changed since it was loaded); the host always names roots, a
-            # library caller that names none has no confinement to apply.
-            roots = list(self.context.adapter_roots)
-            reason = escape_reason(Path(folder), roots) if target.version_id is None and roots else None
-            if reason is not None:
-                raise BackendRequestError(f"adapter {target.requested!r} {reason}")
             response = await self._post("/v1/load_lora_adapter",
                                         {"lora_name": name, "lora_path": folder})
             message = protocol.error_message(response.content)

@@ -91,6 +91,10 @@ def test_size_limit_purpose_and_shape_errors(files_server: FilesServer) -> None:
     plain = httpx.post(f"{files_server.url}/v1/files", content=b"{}",
                        headers={"content-type": "application/json"})
     assert plain.status_code == 415 and "multipart/form-data" in plain.json()["error"]["message"]
+    # Found by the fuzzer: a multipart body with no boundary was a 500.
+    no_boundary = httpx.post(f"{files_server.url}/v1/files", content=b"x",
+                             headers={"content-type": "multipart/form-data"})
+    assert no_boundary.status_code == 400 and "boundary" in no_boundary.json()["error"]["message"]
 
 
 def test_a_file_an_unfinished_job_uses_cannot_be_deleted(files_server: FilesServer) -> None:

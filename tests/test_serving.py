@@ -225,6 +225,24 @@ def test_invalid_completion_body_and_json(served: Served) -> None:
     assert info.value.param == "n"
 
 
+def test_openapi_document_covers_every_route_with_the_validating_models(served: Served) -> None:
+    from gateway.serving.app import ROUTES
+    from gateway.serving.openapi import REF
+    from gateway.serving.requests import ChatCompletionRequest
+
+    document = httpx.get(f"{served.url}/openapi.json").json()
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    served_routes = {(route.path, method) for route in ROUTES for method in route.methods or ()
+                     if method != "HEAD" and route.path != "/openapi.json"}
+    assert documented == served_routes
+    chat_body = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    assert chat_body["content"]["application/json"]["schema"] == {"$ref": REF.format(model="ChatCompletionRequest")}
+    schema = ChatCompletionRequest.model_json_schema(ref_template=REF)
+    schema.pop("$defs")
+    assert document["components"]["schemas"]["ChatCompletionRequest"] == schema
+    assert document["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
+
+
 def test_unknown_route_and_wrong_method(served: Served) -> None:
     response = httpx.get(f"{served.url}/v1/embeddings")
     assert response.status_code == 404 and "/v1/embeddings" in error_of(response)["message"]

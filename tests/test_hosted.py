@@ -283,6 +283,7 @@ def test_b_killed_mid_job_resumes_and_a_waits_through_the_outage(stack: Caller) 
                what="B's first checkpoint")
     # Kill B and its worker (-9): the job is left `running` with a dead process.
     worker = provider.store.query_one("SELECT pid FROM jobs WHERE id = ?", [remote_id])
+    committed = provider.store.query_one("SELECT count(*) AS n FROM request_log")
     server = provider.processes[-1]
     server.kill()
     server.wait(10)
@@ -299,6 +300,9 @@ def test_b_killed_mid_job_resumes_and_a_waits_through_the_outage(stack: Caller) 
                what="A's job to finish")
     job = stack.job(job_id)
     assert job["status"] == "succeeded", job["error"]
+    # B's store opened after the kill, with every row it had committed before it.
+    after = provider.store.query_one("SELECT count(*) AS n FROM request_log")
+    assert committed is not None and after is not None and after["n"] >= committed["n"] > 0
     events = [e.message for e in provider.client().fine_tuning.jobs.list_events(remote_id, limit=100).data]
     assert any("resuming from" in m for m in events), events
     print(f"\nthrough B's restart: A's job {job_id} succeeded")

@@ -397,6 +397,24 @@ def test_locked_store_never_stalls_responses(served: Served) -> None:
     assert after is not None and after["n"] == before["n"] + 5
 
 
+def test_client_leaving_before_a_plain_answer_is_logged_as_499(served: Served) -> None:
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "please be slow, I may leave"}]}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.5 s of a 2 s answer
+        httpx.post(f"{served.url}/v1/chat/completions", json=body, timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        served.queue_empty()
+        rows = served.store.query("SELECT status, error, route FROM request_log "
+                                  "WHERE status = 499 AND NOT stream")
+        if rows:
+            break
+        assert time.monotonic() < deadline, "the abandoned request was never logged"
+        time.sleep(0.2)
+    # Not a 500 and not a 200: the client got nothing.
+    assert rows == [{"status": 499, "error": "client closed the connection",
+                     "route": "/v1/chat/completions"}]
+
+
 def test_client_leaving_a_stream_is_logged_as_499(served: Served) -> None:
     body = {"model": "tiny", "stream": True,
             "messages": [{"role": "user", "content": "please be slow and wait for me"}]}

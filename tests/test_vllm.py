@@ -441,7 +441,21 @@ def test_parity_with_the_local_backend(served: Served) -> None:
 @needs_vllm
 def test_vllm_killed_answers_503_then_restarts(served: Served) -> None:
     before = served.backend_health()
-    os.killpg(before["pid"], signal.SIGKILL)
+    # Killed mid-stream: the client's stream ends with an error event in OpenAI's shape.
+    body = {"model": "support", "stream": True, "max_tokens": 400,
+            "messages": [{"role": "user", "content": "Count from 1 to 500, one number a line."}]}
+    events: list[str] = []
+    with httpx.stream("POST", f"{served.url}/v1/chat/completions", json=body,
+                      timeout=SLOW_CALL_S) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line.removeprefix("data: "))
+            if len(events) == 3:  # the role chunk and two pieces: vLLM is mid-stream
+                os.killpg(before["pid"], signal.SIGKILL)
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert error["type"] == "service_unavailable" and "vLLM" in error["message"], error
     client = served.client()
     with pytest.raises(openai.APIStatusError) as caught:
         chat(client, "support", "Hello", max_tokens=4)

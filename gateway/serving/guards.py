@@ -80,11 +80,13 @@ class RequestGuard:
             await response(scope, receive, send)
             return
         limit = self.body_limit(scope["path"])
-        started = False
+        started = body_done = False
         received = 0
 
         async def bounded_receive() -> MutableMapping[str, Any]:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:  # a route waiting for the client to leave waits without a deadline
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), self.read_timeout)
             except TimeoutError:
@@ -93,6 +95,7 @@ class RequestGuard:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: MutableMapping[str, Any]) -> None:

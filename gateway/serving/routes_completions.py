@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.contracts import Backend, ChatRequest, CompletionRequest, Delta, Usage
+from gateway.contracts import Backend, ChatRequest, CompletionRequest, Delta, Generation, Usage
 from gateway.serving import shapes
 from gateway.serving.calls import Call
 from gateway.serving.errors import as_api_error
@@ -51,10 +52,13 @@ async def _generate(request: Request, chat: bool) -> Response:
             backend_request = CompletionRequest(target, parsed.prompt, parsed.params)
         if parsed.stream:
             return await _stream(call, backend, backend_request, parsed, chat)
-        if isinstance(backend_request, ChatRequest):
-            generation = await backend.chat(backend_request)
-        else:
-            generation = await backend.complete(backend_request)
+        work = (backend.chat(backend_request) if isinstance(backend_request, ChatRequest)
+                else backend.complete(backend_request))
+        generation = await _unless_the_client_leaves(request, work)
+        if generation is None:
+            # Nobody is there to answer: the log says what the client got (nginx's 499).
+            call.finish(CLIENT_CLOSED, "client closed the connection")
+            return Response(status_code=CLIENT_CLOSED)
     except Exception as exc:
         error = as_api_error(exc, model=model)
         call.finish(error.status, error.message)
@@ -70,6 +74,27 @@ async def _generate(request: Request, chat: bool) -> Response:
     )
     call.finish(200, usage=generation.usage, cost=generation.cost)
     return JSONResponse(body)
+
+
+async def _client_left(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_the_client_leaves(request: Request, work: Awaitable[Generation]) -> Generation | None:
+    """`work`'s result, or None when the client disconnects first (the work is cancelled)."""
+    task, left = asyncio.ensure_future(work), asyncio.ensure_future(_client_left(request))
+    try:
+        await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        left.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    return None
 
 
 async def _stream(

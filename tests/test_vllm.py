@@ -255,6 +255,28 @@ def test_base_and_adapter_chat(served: Served) -> None:
 
 
 @needs_vllm
+def test_structured_outputs_and_vllm_parameters_pass_through(served: Served) -> None:
+    import jsonschema
+    from test_structured_outputs import TICKET, Ticket, schema_format
+
+    client = served.client()
+    question = [{"role": "user", "content": "Classify this ticket: my order never arrived."}]
+    reply = client.chat.completions.create(model="support", messages=question, max_tokens=40,
+                                           temperature=0, response_format=schema_format("t", TICKET))
+    assert reply.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(reply.choices[0].message.content), TICKET)
+    completions = client.chat.completions
+    parse = completions.parse if hasattr(completions, "parse") else client.beta.chat.completions.parse
+    parsed = parse(model=BASE, messages=question, max_tokens=40, temperature=0, response_format=Ticket)
+    assert isinstance(parsed.choices[0].message.parsed, Ticket)
+    # vLLM's own sampling parameters reach it: top_k=1 at temperature 1 is greedy decoding.
+    greedy = chat(client, BASE, "Name a colour.", max_tokens=8, temperature=0).choices[0].message.content
+    top_1 = chat(client, BASE, "Name a colour.", max_tokens=8, temperature=1.0, seed=3,
+                 extra_body={"top_k": 1, "min_p": 0.0, "repetition_penalty": 1.0})
+    assert top_1.choices[0].message.content == greedy
+
+
+@needs_vllm
 def test_streaming_matches_and_carries_usage(served: Served) -> None:
     client = served.client()
     whole = chat(client, "support", "What is 30 plus 25?", max_tokens=16, temperature=0)

@@ -44,6 +44,7 @@ from gateway.contracts.serving import (
     Generation,
     GenerationParams,
     ModelTarget,
+    UnsupportedParameter,
     Usage,
 )
 from gateway.contracts.training import (
@@ -105,6 +106,7 @@ __all__ = [
     "TrainingEvent",
     "TrainingResult",
     "TrainingSpec",
+    "UnsupportedParameter",
     "Usage",
     "choose_dtype",
     "default_threads",

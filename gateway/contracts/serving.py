@@ -31,6 +31,12 @@ class GenerationParams:
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # OpenAI's response_format: {"type": "text" | "json_object" | "json_schema", ...}.
+    response_format: dict[str, Any] | None = None
+    # Request parameters the gateway does not interpret, by name, as the client sent them
+    # (OpenAI's, or a backend's own such as vLLM's top_k). A backend passes them on or
+    # refuses them with UnsupportedParameter; it never drops one silently.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +100,14 @@ class BackendRateLimited(BackendUnavailable):
 
 class BackendRequestError(Exception):
     """The backend refused the request itself (bad adapter, bad params). HTTP 400."""
+
+
+class UnsupportedParameter(BackendRequestError):
+    """A request parameter this backend cannot honour. HTTP 400 with `param` naming it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.contracts import BackendRateLimited, BackendRequestError, BackendUnavailable
+from gateway.contracts import (
+    BackendRateLimited,
+    BackendRequestError,
+    BackendUnavailable,
+    UnsupportedParameter,
+)
 from gateway.errors import GatewayError, NotFoundError, PluginError, StoreError
 
 ERROR_TYPES = {
@@ -86,6 +91,8 @@ def as_api_error(exc: BaseException, *, model: str | None = None) -> ApiError:
     if isinstance(exc, BackendUnavailable):
         return ApiError(503, f"The backend is unavailable: {exc}", code="backend_unavailable",
                         retry_after=exc.retry_after)
+    if isinstance(exc, UnsupportedParameter):
+        return ApiError(400, str(exc), param=exc.param, code="unsupported_parameter")
     if isinstance(exc, BackendRequestError):
         return ApiError(400, str(exc), code="backend_rejected_request")
     if isinstance(exc, NotFoundError) and model is not None:

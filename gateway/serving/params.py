@@ -17,6 +17,7 @@ from gateway.serving.requests import (
     ChatCompletionRequest,
     CompletionRequest,
     Sampling,
+    extra_params,
     validate,
 )
 
@@ -31,6 +32,9 @@ class ParsedRequest:
     include_usage: bool
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
+    # Recorded in the request log, not sent to the backend.
+    user: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 # How deep a request body may nest (OpenAI's bodies need a handful of levels).
@@ -93,6 +97,8 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
         top_p=1.0 if request.top_p is None else request.top_p,
         stop=[stop] if isinstance(stop, str) else list(stop or []),
         seed=request.seed,
+        response_format=body.get("response_format"),
+        extra=extra_params(body),
     )
     if request.stream_options is not None and not request.stream:
         raise ApiError(400, "Invalid value for 'stream_options': only allowed when 'stream' is "
@@ -100,9 +106,11 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
     parsed = ParsedRequest(
         model=request.model, params=params, stream=request.stream,
         include_usage=request.stream_options is not None and request.stream_options.include_usage,
+        user=request.user,
     )
     if isinstance(request, ChatCompletionRequest):
         check_contents(request)
+        parsed.metadata = request.metadata
         # The checked messages as sent: backends read the fields they know.
         parsed.messages = body["messages"]
     else:

@@ -33,8 +33,8 @@ MAX_BACKOFF = 30.0
 
 INSERT = (
     "INSERT INTO request_log (id, created, key_id, route, model, model_version_id, backend, "
-    "adapter, stream, status, error, prompt_tokens, completion_tokens, latency_ms, ttft_ms, cost) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "adapter, stream, status, error, prompt_tokens, completion_tokens, latency_ms, ttft_ms, cost, "
+    '"user", metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 )
 
 
@@ -61,6 +61,8 @@ class LogRow:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     cost: float | None = None  # in the provider's currency (USD for litellm's prices)
+    user: str | None = None  # OpenAI's `user` field, as sent
+    metadata: str | None = None  # OpenAI's `metadata` field, as JSON
 
 
 # Seconds between deletions of request-log rows past the retention.

@@ -38,8 +38,8 @@ Count = Annotated[int, Field(ge=1, le=MAX_INTEGER)]
 
 
 class Strict(BaseModel):
-    # Strict: "1" is not an integer and true is not a number, as OpenAI answers.
-    # Unknown fields are ignored for now (the API-depth work names each one).
+    # Strict: "1" is not an integer and true is not a number, as OpenAI answers. Fields
+    # not declared are kept: they reach the backend, which passes them on or refuses them.
     model_config = ConfigDict(strict=True, extra="allow")
 
 
@@ -58,8 +58,37 @@ class StreamOptions(Strict):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    description: str | None = None
+    # The schema itself: checked, compiled and bounded by the backend that constrains to it.
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+
+class TextFormat(Strict):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(Strict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaResponseFormat(Strict):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaResponseFormat,
+                           Field(discriminator="type")]
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+
+
 class Sampling(Strict):
-    """What chat and text completions share."""
+    """What chat and text completions share.
+
+    The gateway reads the fields in INTERPRETED; every other parameter, declared
+    below or not, is handed to the backend as sent (GenerationParams.extra)."""
 
     model: Name
     max_tokens: Count | None = None
@@ -70,16 +99,47 @@ class Sampling(Strict):
     n: Annotated[int, Field(ge=1, le=1)] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    user: Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    logit_bias: Annotated[dict[str, Annotated[int, Field(ge=-100, le=100)]],
+                          Field(max_length=300)] | None = None
 
 
 class ChatCompletionRequest(Sampling):
     messages: Annotated[list[Message], Field(min_length=1)]
     max_completion_tokens: Count | None = None
+    response_format: ResponseFormat | None = None
+    metadata: Annotated[dict[str, Annotated[str, StringConstraints(max_length=512)]],
+                        Field(max_length=MAX_METADATA_PAIRS)] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompletionRequest(Sampling):
     # One prompt per request: a one-element list is taken as that prompt.
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+    echo: bool | None = None
+    logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
+    best_of: Annotated[int, Field(ge=1, le=20)] | None = None
+    suffix: str | None = None
+
+
+# The parameters the gateway itself reads; the rest go to the backend as `extra`.
+INTERPRETED = frozenset({
+    "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
+    "top_p", "stop", "seed", "n", "stream", "stream_options", "response_format", "user",
+    "metadata",
+})
+
+
+def extra_params(body: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of `body` the gateway does not interpret (null ones are unset)."""
+    return {name: value for name, value in body.items()
+            if name not in INTERPRETED and value is not None}
 
 
 class LoadAdapterRequest(Strict):

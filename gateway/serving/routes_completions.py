@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable
 
@@ -37,6 +38,8 @@ async def _generate(request: Request, chat: bool) -> Response:
         parsed = parse_request(await read_json(request), chat)
         model = call.row.model = parsed.model
         call.row.stream = parsed.stream
+        call.row.user = parsed.user
+        call.row.metadata = json.dumps(parsed.metadata) if parsed.metadata else None
         target = await state.resolver.resolve(parsed.model)
         call.metric_model = parsed.model
         call.row.model_version_id = target.version_id

@@ -273,6 +273,17 @@ def m080_audit_log(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m090_request_user(con: duckdb.DuckDBPyConnection) -> None:
+    # OpenAI's `user` and `metadata` request fields, recorded as the client sent them.
+    con.execute(
+        """
+        ALTER TABLE request_log ADD COLUMN "user" TEXT;
+        ALTER TABLE request_log ADD COLUMN metadata JSON;
+        """
+    )
+
+
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"

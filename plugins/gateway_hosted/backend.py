@@ -68,6 +68,10 @@ class HostedBackend(BaseBackend):
             arguments["stop"] = list(params.stop)
         if params.seed is not None:
             arguments["seed"] = params.seed
+        if params.response_format is not None:
+            arguments["response_format"] = params.response_format
+        # Passed on as sent; litellm refuses what the provider does not take (UnsupportedParamsError).
+        arguments.update({k: v for k, v in params.extra.items() if k not in arguments})
         return provider, arguments
 
     def _failure(self, provider: Provider, exc: Exception) -> Exception:

@@ -26,6 +26,7 @@ from gateway.contracts import (
     Delta,
     Generation,
     ModelTarget,
+    UnsupportedParameter,
     Usage,
     default_threads,
     dtype_reason,
@@ -35,9 +36,13 @@ from gateway.contracts import (
 )
 
 if TYPE_CHECKING:
+    from gateway_local.grammars import Grammars
     from gateway_local.scheduler import Scheduler
 
 DEFAULT_MAX_TOKENS = 1024
+# The request parameters this backend honours (the gateway's own, and response_format).
+HONOURED = ("max_tokens, temperature, top_p, stop, seed, n=1, stream, stream_options and "
+            "response_format")
 
 
 class LocalBackend(BaseBackend):
@@ -74,6 +79,7 @@ class LocalBackend(BaseBackend):
         self.tokenizer: Any = None
         self.context_length = 0
         self._scheduler: Scheduler | None = None
+        self.grammars: Grammars | None = None
         # Fast tokenizers are not safe to use from two threads at once.
         self._tokenizer_lock = threading.Lock()
 
@@ -87,6 +93,7 @@ class LocalBackend(BaseBackend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from gateway_local.grammars import Grammars
         from gateway_local.scheduler import Scheduler
 
         caps = read_capabilities(torch)
@@ -122,6 +129,8 @@ class LocalBackend(BaseBackend):
         pad_id = tokenizer.pad_token_id
         if pad_id is None:
             pad_id = min(eos_ids) if eos_ids else 0
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        self.grammars = Grammars(tokenizer, vocab, sorted(eos_ids))
         scheduler = Scheduler(
             model,
             device,
@@ -170,8 +179,15 @@ class LocalBackend(BaseBackend):
         from gateway_local.serving_text import IncrementalDecoder
 
         scheduler = self._running()
+        params = request.params
+        if params.extra:
+            name = sorted(params.extra)[0]
+            raise UnsupportedParameter(
+                name, f"'{name}' is not supported by the local backend (it honours {HONOURED}); "
+                "serve this model on vLLM or a hosted backend for it, or leave it out")
+        matcher = await self._matcher(params.response_format)
         prompt_ids = self._encode(request)
-        max_new = self._max_new_tokens(len(prompt_ids), request.params.max_tokens)
+        max_new = self._max_new_tokens(len(prompt_ids), params.max_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
 
@@ -190,6 +206,7 @@ class LocalBackend(BaseBackend):
             decoder=IncrementalDecoder(_LockedTokenizer(self.tokenizer, self._tokenizer_lock)),
             adapter_key=_adapter_key(target),
             adapter_path=target.adapter_path,
+            matcher=matcher,
         )
         scheduler.submit(seq)
         deadline = loop.time() + self.request_timeout
@@ -209,6 +226,15 @@ class LocalBackend(BaseBackend):
         finally:
             # A client that went away stops costing compute at the next step.
             seq.cancelled = True
+
+    async def _matcher(self, response_format: dict[str, Any] | None) -> Any:
+        """A fresh grammar matcher for `response_format`; None for plain text."""
+        if response_format is None or response_format.get("type") == "text":
+            return None
+        grammars = self.grammars
+        assert grammars is not None
+        grammar = await asyncio.to_thread(grammars.compile, response_format)
+        return None if grammar is None else grammars.matcher(grammar)
 
     def _encode(self, request: ChatRequest | CompletionRequest) -> list[int]:
         with self._tokenizer_lock:

@@ -15,12 +15,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from gateway.contracts import Delta, GenerationParams, Usage
+from gateway_local.grammars import mask_logits
 from gateway_local.serving_adapters import BASE_ADAPTER, AdapterSet
 from gateway_local.serving_text import IncrementalDecoder, StopMatcher
 
@@ -42,6 +44,8 @@ class Sequence:
     generated: list[int] = field(default_factory=list)
     stops: StopMatcher = field(default_factory=lambda: StopMatcher([]))
     generator: torch.Generator | None = None
+    # llguidance's matcher when the request asks for a response_format (see grammars.py).
+    matcher: Any = None
     cancelled: bool = False
     finished: bool = False
 
@@ -60,6 +64,11 @@ class Sequence:
             self.finish("stop", self.stops.feed(self.decoder.flush()) + self.stops.flush())
             return
         text = self.stops.feed(self.decoder.push(token))
+        if self.matcher is not None:
+            self.matcher.consume_token(token)
+            if self.matcher.is_stopped():  # the grammar is complete: nothing may follow
+                self.finish("stop", text + self.stops.feed(self.decoder.flush()) + self.stops.flush())
+                return
         if self.stops.stopped:
             self.finish("stop", text)
         elif len(self.generated) >= self.max_new_tokens:
@@ -76,7 +85,11 @@ class Sequence:
 def sample(logits: torch.Tensor, rows: list[Sequence]) -> list[int]:
     """Pick the next token for each row: argmax where temperature is 0, else top-p sampling."""
     # In float32, as generate() does; also argmax over bf16 is ~4x slower on CPU.
-    tokens: list[int] = logits.float().argmax(dim=-1).tolist()
+    logits = logits.float()
+    constrained = [(i, seq.matcher) for i, seq in enumerate(rows) if seq.matcher is not None]
+    if constrained:
+        logits = mask_logits(logits.clone(), constrained)
+    tokens: list[int] = logits.argmax(dim=-1).tolist()
     for i, seq in enumerate(rows):
         params = seq.params
         if params.temperature <= 0:

@@ -35,7 +35,11 @@ def _params(params: GenerationParams) -> dict[str, Any]:
         body["stop"] = list(params.stop)
     if params.seed is not None:
         body["seed"] = params.seed
-    return body
+    if params.response_format is not None:
+        body["response_format"] = params.response_format
+    # What the gateway does not interpret passes through unchanged: OpenAI's other
+    # parameters and vLLM's own (top_k, min_p, repetition_penalty, structured_outputs...).
+    return {**params.extra, **body}
 
 
 def request_body(request: ChatRequest | CompletionRequest, model: str, stream: bool) -> dict[str, Any]:

@@ -213,6 +213,11 @@ HOOKS: dict[str, Callable[[pluggy.PluginManager], Any]] = {
 }
 
 
+def asks_for(cls: Any, capability: str) -> bool:
+    """Whether a registered class sets an optional capability flag (absent means no)."""
+    return bool(getattr(cls, capability, False))
+
+
 def registration_problem(kind: str, item: Any) -> str | None:
     """Why a registered class cannot be used, or None when it is complete."""
     if not isinstance(item, type):

@@ -24,7 +24,7 @@ from gateway.evaluation.evalset import EvalSet, load_evalset
 ROOT = Path(__file__).resolve().parent.parent
 EVALSETS = ROOT / "evalsets"
 SETS = ("support-tickets", "json-extraction", "house-style")
-YAML_KEYS = {"name", "description", "data", "train", "cluster", "generation", "scorers"}
+YAML_KEYS = {"name", "description", "data", "train", "cluster", "schema", "generation", "scorers"}
 TICKET_LABELS = [
     "billing",
     "refund",

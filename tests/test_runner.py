@@ -434,3 +434,66 @@ def test_support_tickets_on_smollm2(gateway_home: Path, smollm2_dir: Path) -> No
         assert len(rows) == 8 and all(r["error"] is None for r in rows)
         assert all(r["completion_tokens"] and r["completion_tokens"] <= 8 for r in rows)
         assert {"classification", "exact"} <= set(means(store, run_id))
+
+
+SHAPE = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+         "additionalProperties": False}
+
+
+def write_schema_set(folder: Path, schema: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"What is the capital of {c}?"}],
+             "ideal": json.dumps({"city": ANSWERS[c]})} for i, c in enumerate(["France", "Japan"])]
+    (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "shape.json").write_text(json.dumps(SHAPE), encoding="utf-8")
+    (folder / "evalset.yaml").write_text(
+        f"name: cities\ndata: eval.jsonl\nschema: {json.dumps(schema)}\n"
+        "generation: {max_tokens: 20}\nscorers:\n  - name: json\n"
+        "  - name: json\n    id: fields-only\n    options: {match_fields: true, schema: false}\n",
+        encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("schema", [SHAPE, "shape.json"])
+def test_a_set_level_schema_drives_the_scorer_and_the_schema_variant(
+    env: tuple[Any, Store], tmp_path: Path, schema: Any
+) -> None:
+    config, store = env
+    evalset = write_schema_set(tmp_path / "cities", schema)
+    # France gets an answer off the schema (an extra key), Japan one on it.
+    BEHAVIOUR.answer = lambda req, n: (json.dumps({"city": "Paris", "note": "x"}) if "France" in
+                                       req.messages[-1]["content"] else json.dumps({"city": "Tokyo"}))
+    plain = run_eval_sync(config, store, evalset, "tiny", progress=False)
+    scored = {(r["sample_id"], r["scorer"]): r["passed"] for r in store.query(
+        "SELECT sample_id, scorer, passed FROM eval_scores WHERE run_id = ?", [plain])}
+    assert scored[("r0", "json")] is False and scored[("r1", "json")] is True  # the set's schema
+    assert scored[("r0", "fields-only")] is True  # `schema: false` leaves it out
+    assert all(call.params.response_format is None for call in BEHAVIOUR.calls)
+
+    calls = len(BEHAVIOUR.calls)
+    constrained = run_eval_sync(config, store, evalset, "tiny", prompt="schema", progress=False)
+    # Not answered from the unconstrained run's cache: response_format is part of the key.
+    assert len(BEHAVIOUR.calls) == calls + 2
+    sent = BEHAVIOUR.calls[-1].params.response_format
+    assert sent == {"type": "json_schema", "json_schema": {"name": "cities", "schema": SHAPE, "strict": True}}
+    run = store.query_one("SELECT prompt_variant FROM eval_runs WHERE id = ?", [constrained])
+    assert run is not None and run["prompt_variant"] == "schema"
+    # Again: now from the cache.
+    run_eval_sync(config, store, evalset, "tiny", prompt="schema", progress=False)
+    assert len(BEHAVIOUR.calls) == calls + 2
+
+
+def test_the_schema_variant_needs_a_set_schema_and_generation_takes_response_format(
+    env: tuple[Any, Store], tmp_path: Path
+) -> None:
+    from gateway.errors import GatewayError
+
+    config, store = env
+    with pytest.raises(GatewayError, match="needs an eval set with a `schema:`"):
+        run_eval_sync(config, store, CAPITALS, "tiny", prompt="schema", progress=False)
+    folder = write_schema_set(tmp_path / "objects", SHAPE)
+    text = (folder / "evalset.yaml").read_text(encoding="utf-8")
+    (folder / "evalset.yaml").write_text(text.replace(
+        "generation: {max_tokens: 20}", "generation: {max_tokens: 20, response_format: {type: json_object}}"))
+    run_eval_sync(config, store, folder, "tiny", progress=False, limit=1)
+    assert BEHAVIOUR.calls[-1].params.response_format == {"type": "json_object"}

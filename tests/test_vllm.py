@@ -274,6 +274,16 @@ def test_structured_outputs_and_vllm_parameters_pass_through(served: Served) -> 
     top_1 = chat(client, BASE, "Name a colour.", max_tokens=8, temperature=1.0, seed=3,
                  extra_body={"top_k": 1, "min_p": 0.0, "repetition_penalty": 1.0})
     assert top_1.choices[0].message.content == greedy
+    # Logprobs come back from vLLM in OpenAI's shape, streamed and not; echo scores a prompt.
+    scored = chat(client, BASE, "Name a colour.", max_tokens=4, temperature=0, logprobs=True, top_logprobs=2)
+    content = scored.choices[0].logprobs.content
+    assert len(content) == scored.usage.completion_tokens and len(content[0].top_logprobs) == 2
+    chunks = client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "Name a colour."}],
+                                            max_tokens=4, temperature=0, logprobs=True, stream=True)
+    streamed = [e for c in chunks if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert [e.token for e in streamed] == [e.token for e in content]
+    echo = client.completions.create(model=BASE, prompt="The sky is", max_tokens=0, echo=True, logprobs=1)
+    assert echo.choices[0].text == "The sky is" and echo.choices[0].logprobs.token_logprobs[0] is None
 
 
 @needs_vllm

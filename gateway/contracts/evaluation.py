@@ -46,7 +46,8 @@ class Evaluator(Protocol):
     `corpus_level = True` and implements `score_corpus`, returning one Score
     for the whole run (`score` may raise NotImplementedError). `needs_chat`
     adds a `chat=` ChatFunction to the kwargs, `needs_evalset_dir` an
-    `evalset_dir=` (for paths relative to the eval set).
+    `evalset_dir=` (for paths relative to the eval set), and the optional
+    `needs_evalset_schema` an `evalset_schema=` (the set's `schema:`, or None).
     """
 
     name: ClassVar[str]
@@ -81,6 +82,7 @@ class PerSampleEvaluator:
     corpus_level: ClassVar[bool] = False
     needs_chat: ClassVar[bool] = False
     needs_evalset_dir: ClassVar[bool] = False
+    needs_evalset_schema: ClassVar[bool] = False
 
     def score(self, sample: Sample) -> Score:
         raise NotImplementedError

@@ -33,6 +33,11 @@ class GenerationParams:
     seed: int | None = None
     # OpenAI's response_format: {"type": "text" | "json_object" | "json_schema", ...}.
     response_format: dict[str, Any] | None = None
+    # Log probabilities: None for none; else how many alternatives per token (chat's
+    # top_logprobs with logprobs: true, or the completions API's `logprobs`).
+    logprobs: int | None = None
+    # Completions only: return the prompt with its tokens' logprobs before the answer.
+    echo: bool = False
     # Request parameters the gateway does not interpret, by name, as the client sent them
     # (OpenAI's, or a backend's own such as vLLM's top_k). A backend passes them on or
     # refuses them with UnsupportedParameter; it never drops one silently.
@@ -71,6 +76,9 @@ class Generation:
     finish_reason: str = "stop"
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None
+    # OpenAI's choice.logprobs, in the shape of the route asked: {"content": [...]} for
+    # chat, {"tokens", "token_logprobs", "top_logprobs", "text_offset"} for completions.
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Delta:
     finish_reason: str | None = None
     usage: Usage | None = None
     cost: float | None = None
+    logprobs: dict[str, Any] | None = None  # this piece's part, shaped as Generation.logprobs
 
 
 class BackendUnavailable(Exception):

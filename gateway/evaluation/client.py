@@ -144,6 +144,9 @@ class EndpointClient(ModelClient):
             body["stop"] = params.stop
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.response_format is not None:
+            body["response_format"] = params.response_format
+        body.update({k: v for k, v in params.extra.items() if k not in body})
         try:
             response = await self.http.post(self.url, json=body)
         except httpx.TransportError as exc:
@@ -226,6 +229,7 @@ def params_from(generation: dict[str, Any]) -> GenerationParams:
         top_p=float(generation.get("top_p", 1.0)),
         stop=[stop] if isinstance(stop, str) else list(stop),
         seed=generation.get("seed"),
+        response_format=generation.get("response_format"),
     )
 
 

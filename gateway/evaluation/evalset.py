@@ -6,7 +6,9 @@ description: ...
 data: eval.jsonl
 train: train.jsonl          # optional; OpenAI chat JSONL; the few-shot pool
 cluster: customer           # optional metadata key for clustered statistics
-generation: {max_tokens: 8, temperature: 0}
+generation: {max_tokens: 8, temperature: 0}   # also: top_p, stop, seed, response_format
+schema: schema.json         # optional; the answers' JSON schema (inline, or a .json/.yaml path):
+                            # the json scorer checks it, `-p schema` decodes under it
 scorers:
   - name: classification    # evaluator plugin name
     id: classification      # optional display id (defaults to name)
@@ -39,7 +41,7 @@ import yaml
 from gateway.errors import NotFoundError, ValidationError
 
 YAML_SUFFIXES = (".yaml", ".yml")
-GENERATION_KEYS = {"max_tokens", "temperature", "top_p", "stop", "seed"}
+GENERATION_KEYS = {"max_tokens", "temperature", "top_p", "stop", "seed", "response_format"}
 ROLES = {"system", "user", "assistant", "tool", "developer"}
 MAX_REPORTED_ERRORS = 20
 
@@ -71,6 +73,7 @@ class EvalSet:
     generation: dict[str, Any]
     scorers: list[ScorerSpec]
     sha256: str
+    schema: dict[str, Any] | None = None  # the set-level `schema:`, loaded
 
 
 # ------------------------------------------------------------------ locating
@@ -292,10 +295,17 @@ def load_evalset(name_or_path: str | Path) -> EvalSet:
         train_path = (path.parent / str(data["train"])).resolve()
         if not train_path.is_file():
             raise _fail(path, f"train file {train_path} does not exist")
+    response_format = generation.get("response_format")
+    if response_format is not None and not (isinstance(response_format, dict)
+                                            and response_format.get("type")):
+        raise _fail(path, "generation.response_format must be a mapping with a 'type' "
+                    "(text, json_object or json_schema)")
     rows = load_rows(data_path)
     digest = hashlib.sha256(yaml_bytes)
     digest.update(b"\0")
     digest.update(data_path.read_bytes())
+    schema, schema_bytes = _set_schema(path, data.get("schema"))
+    digest.update(schema_bytes)
     cluster = data.get("cluster")
     return EvalSet(
         name=data["name"],
@@ -307,4 +317,24 @@ def load_evalset(name_or_path: str | Path) -> EvalSet:
         generation=generation,
         scorers=scorers,
         sha256=digest.hexdigest(),
+        schema=schema,
     )
+
+
+def _set_schema(path: Path, value: Any) -> tuple[dict[str, Any] | None, bytes]:
+    """The set-level `schema:` (inline, or a .json/.yaml file beside the set) and its bytes."""
+    if value is None:
+        return None, b""
+    if isinstance(value, dict):
+        return value, json.dumps(value, sort_keys=True).encode()
+    if not isinstance(value, str):
+        raise _fail(path, "'schema' must be a JSON schema mapping or the path of a .json/.yaml file")
+    file = (path.parent / value).resolve()
+    try:
+        raw = file.read_bytes()
+        loaded = json.loads(raw) if file.suffix == ".json" else yaml.safe_load(raw)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise _fail(path, f"schema {file}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise _fail(path, f"schema {file} must hold a JSON schema object")
+    return loaded, raw

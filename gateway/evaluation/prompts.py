@@ -5,7 +5,9 @@
 - `fewshot:K` (optionally `fewshot:K:SEED`): K examples drawn with a fixed
   seed from the set's train.jsonl, inserted as prior user/assistant turns.
   Every row gets the same K examples, so the prompt differs from zero-shot
-  only by the shots.
+  only by the shots;
+- `schema`: the rows as written, decoded under the eval set's `schema:`
+  (sent as a json_schema response_format).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ DEFAULT_SEED = 0
 @dataclass
 class PromptVariant:
     spec: str | None  # what the user typed, recorded on the run; None for no variant
-    kind: str  # none | system | fewshot
+    kind: str  # none | system | fewshot | schema
     system: str | None = None
     k: int = 0
     seed: int = DEFAULT_SEED
@@ -100,6 +102,11 @@ def parse_variant(spec: str | None, train_path: Path | None = None) -> PromptVar
             except OSError as exc:
                 raise GatewayError(f"prompt variant {spec!r}: cannot read {file}: {exc}") from exc
         return PromptVariant(spec=spec, kind="system", system=text)
+    if kind == "schema":
+        if arg:
+            raise GatewayError("prompt variant 'schema' takes no argument: it sends the eval "
+                               "set's `schema:` as a json_schema response_format")
+        return PromptVariant(spec=spec, kind="schema")
     if kind == "fewshot":
         k_text, _, seed_text = arg.partition(":")
         try:
@@ -118,4 +125,5 @@ def parse_variant(spec: str | None, train_path: Path | None = None) -> PromptVar
             )
         shots = random.Random(seed).sample(pool, k) if k else []
         return PromptVariant(spec=spec, kind="fewshot", k=k, seed=seed, shots=shots)
-    raise GatewayError(f"unknown prompt variant {spec!r}; use none, system:TEXT, system:@FILE or fewshot:K")
+    raise GatewayError(f"unknown prompt variant {spec!r}; use none, system:TEXT, system:@FILE, "
+                       "fewshot:K or schema")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
+import re
 import sys
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.config import Config
 from gateway.contracts import Evaluator, Generation, GenerationParams, Sample, Score, Usage
+from gateway.errors import GatewayError
 from gateway.evaluation.client import (
     DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
@@ -64,12 +66,25 @@ def evaluator_kwargs(cls: type[Evaluator], spec: ScorerSpec, evalset: EvalSet,
                      chat: EvaluatorChat | None) -> dict[str, Any]:
     """A scorer's options plus what its class asks the runner for: `chat=`
     (needs_chat) and `evalset_dir=` (needs_evalset_dir, for relative paths)."""
+    from gateway.plugins import asks_for
+
     kwargs = dict(spec.options)
     if cls.needs_chat:
         kwargs["chat"] = chat
     if cls.needs_evalset_dir:
         kwargs["evalset_dir"] = str(evalset.path.parent)
+    if asks_for(cls, "needs_evalset_schema"):
+        kwargs["evalset_schema"] = evalset.schema
     return kwargs
+
+
+def schema_response_format(evalset: EvalSet) -> dict[str, Any]:
+    """The eval set's `schema:` as a json_schema response_format (the `-p schema` variant)."""
+    if evalset.schema is None:
+        raise GatewayError(f"prompt variant 'schema' needs an eval set with a `schema:`; "
+                           f"{evalset.name} has none")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", evalset.name)[:64]
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": evalset.schema, "strict": True}}
 
 
 def build_scorers(evalset: EvalSet, chat: EvaluatorChat | None) -> list[Scorer]:
@@ -275,6 +290,8 @@ async def run_eval(
     variant = parse_variant(prompt, evalset.train_path)
     rows = evalset.rows[:limit] if limit is not None else evalset.rows
     params = params_from(evalset.generation)
+    if variant.kind == "schema":
+        params.response_format = schema_response_format(evalset)
     client = make_client(config, store, model, endpoint=endpoint, api_key=api_key, router=router)
     loop = asyncio.get_running_loop()
 

@@ -84,6 +84,17 @@ def check_contents(request: ChatCompletionRequest) -> None:
                            "string or an array of text parts.", param=f"messages[{index}].content")
 
 
+def _logprobs(request: Sampling) -> int | None:
+    """How many alternatives per token the request asks logprobs for; None for none."""
+    if isinstance(request, ChatCompletionRequest):
+        if request.top_logprobs is not None and not request.logprobs:
+            raise ApiError(400, "Invalid value for 'top_logprobs': only allowed when 'logprobs' "
+                           "is true.", param="top_logprobs")
+        return (request.top_logprobs or 0) if request.logprobs else None
+    assert isinstance(request, CompletionRequest)
+    return request.logprobs
+
+
 def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
     """Check `body` against the chat or completions request model."""
     request: Sampling = validate(ChatCompletionRequest if chat else CompletionRequest, body)
@@ -98,8 +109,13 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
         stop=[stop] if isinstance(stop, str) else list(stop or []),
         seed=request.seed,
         response_format=body.get("response_format"),
+        logprobs=_logprobs(request),
+        echo=isinstance(request, CompletionRequest) and bool(request.echo),
         extra=extra_params(body),
     )
+    if params.max_tokens == 0 and not params.echo:
+        raise ApiError(400, "Invalid value for 'max_tokens': 0 is only allowed with echo (to score "
+                       "the prompt).", param="max_tokens")
     if request.stream_options is not None and not request.stream:
         raise ApiError(400, "Invalid value for 'stream_options': only allowed when 'stream' is "
                        "true.", param="stream_options")

@@ -122,6 +122,8 @@ class ChatCompletionRequest(Sampling):
 class CompletionRequest(Sampling):
     # One prompt per request: a one-element list is taken as that prompt.
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+    # 0 scores the prompt only (with echo): what loglikelihood evaluation sends.
+    max_tokens: Annotated[int, Field(ge=0, le=MAX_INTEGER)] | None = None
     echo: bool | None = None
     logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
     best_of: Annotated[int, Field(ge=1, le=20)] | None = None
@@ -132,7 +134,7 @@ class CompletionRequest(Sampling):
 INTERPRETED = frozenset({
     "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
     "top_p", "stop", "seed", "n", "stream", "stream_options", "response_format", "user",
-    "metadata",
+    "metadata", "logprobs", "top_logprobs", "echo",
 })
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -74,6 +75,7 @@ async def _generate(request: Request, chat: bool) -> Response:
         text=generation.text,
         finish_reason=generation.finish_reason,
         usage=generation.usage,
+        logprobs=generation.logprobs,
     )
     call.finish(200, usage=generation.usage, cost=generation.cost)
     return JSONResponse(body)
@@ -127,11 +129,13 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     ident, created = shapes.completion_id(chat), int(time.time())
 
-    def piece(text: str | None, finish_reason: str | None, first: bool = False) -> bytes:
+    def piece(text: str | None, finish_reason: str | None, first: bool = False,
+              logprobs: dict[str, Any] | None = None) -> bytes:
         return shapes.sse(
             shapes.chunk(
                 chat=chat, id=ident, created=created, model=parsed.model, text=text,
                 finish_reason=finish_reason, include_usage=parsed.include_usage, first=first,
+                logprobs=logprobs,
             )
         )
 
@@ -145,8 +149,8 @@ async def _events(
             yield piece("", None, first=True)
         delta = first
         while delta is not None:
-            if delta.text:
-                yield piece(delta.text, None)
+            if delta.text or delta.logprobs:
+                yield piece(delta.text, None, logprobs=delta.logprobs)
             finish_reason = delta.finish_reason or finish_reason
             usage = delta.usage or usage
             cost = delta.cost if delta.cost is not None else cost

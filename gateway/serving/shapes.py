@@ -23,7 +23,8 @@ def usage_body(usage: Usage | None) -> dict[str, int]:
 
 
 def full_response(
-    *, chat: bool, id: str, created: int, model: str, text: str, finish_reason: str, usage: Usage
+    *, chat: bool, id: str, created: int, model: str, text: str, finish_reason: str, usage: Usage,
+    logprobs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A non-streamed `chat.completion` or `text_completion`."""
     choice: dict[str, Any]
@@ -31,11 +32,11 @@ def full_response(
         choice = {
             "index": 0,
             "message": {"role": "assistant", "content": text, "refusal": None},
-            "logprobs": None,
+            "logprobs": logprobs,
             "finish_reason": finish_reason,
         }
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
     return {
         "id": id,
         "object": "chat.completion" if chat else "text_completion",
@@ -57,6 +58,7 @@ def chunk(
     finish_reason: str | None,
     include_usage: bool,
     first: bool = False,
+    logprobs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One stream chunk with one choice. The first chat chunk announces the role."""
     choice: dict[str, Any]
@@ -66,9 +68,9 @@ def chunk(
             delta["role"] = "assistant"
         if text is not None:
             delta["content"] = text
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
     else:
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish_reason}
     body: dict[str, Any] = {
         "id": id,
         "object": "chat.completion.chunk" if chat else "text_completion",

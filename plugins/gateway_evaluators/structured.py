@@ -62,7 +62,7 @@ class Json(PerSampleEvaluator):
 
     Options: `strict` (the whole output must be JSON: no fences or prose),
     `schema` (a JSON schema inline, or the path of a .json/.yaml file relative
-    to the eval set), `match_fields` (compare with the ideal, a JSON object
+    to the eval set; the set's own `schema:` when absent, none when false), `match_fields` (compare with the ideal, a JSON object
     or JSON text; the value is the fraction of the ideal's fields matched),
     `fields` (the fields, dotted for nested ones, to compare; implies
     match_fields) and `ignore_case` for string values. Strings are compared
@@ -73,13 +73,20 @@ class Json(PerSampleEvaluator):
     description: ClassVar[str] = (
         "output is valid JSON, matches a schema, and/or matches the ideal's fields"
     )
-    # The runner passes the eval set's folder so a relative schema path resolves.
+    # The runner passes the eval set's folder so a relative schema path resolves, and
+    # the set's own `schema:`, used when the `schema` option is absent (false: none).
     needs_evalset_dir: ClassVar[bool] = True
+    needs_evalset_schema: ClassVar[bool] = True
 
-    def __init__(self, *, evalset_dir: str | Path | None = None, **options: Any) -> None:
+    def __init__(self, *, evalset_dir: str | Path | None = None,
+                 evalset_schema: dict[str, Any] | None = None, **options: Any) -> None:
         opts = Options(self.name, options)
         self.strict = opts.flag("strict", False)
         schema = opts.raw("schema")
+        if schema is None:
+            schema = evalset_schema
+        elif schema is False:
+            schema = None
         self.fields = opts.text_list("fields")
         self.match_fields = opts.flag("match_fields", self.fields is not None)
         self.ignore_case = opts.flag("ignore_case", False)

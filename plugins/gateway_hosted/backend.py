@@ -70,6 +70,8 @@ class HostedBackend(BaseBackend):
             arguments["seed"] = params.seed
         if params.response_format is not None:
             arguments["response_format"] = params.response_format
+        if params.logprobs is not None:
+            arguments.update(logprobs=True, top_logprobs=params.logprobs)
         # Passed on as sent; litellm refuses what the provider does not take (UnsupportedParamsError).
         arguments.update({k: v for k, v in params.extra.items() if k not in arguments})
         return provider, arguments

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_TOKENS = 1024
 # The request parameters this backend honours (the gateway's own, and response_format).
-HONOURED = ("max_tokens, temperature, top_p, stop, seed, n=1, stream, stream_options and "
-            "response_format")
+HONOURED = ("max_tokens, temperature, top_p, stop, seed, n=1, stream, stream_options, "
+            "response_format, logprobs, top_logprobs and echo")
 
 
 class LocalBackend(BaseBackend):
@@ -163,15 +163,20 @@ class LocalBackend(BaseBackend):
         return await self._collect(request)
 
     async def _collect(self, request: ChatRequest | CompletionRequest) -> Generation:
+        from gateway_local.logprobs import merge
+
         parts: list[str] = []
         last = Delta(text="")
+        logprobs: dict[str, Any] | None = None
         async for delta in self.stream(request):
             parts.append(delta.text)
+            logprobs = merge(logprobs, delta.logprobs)
             last = delta
         return Generation(
             text="".join(parts),
             finish_reason=last.finish_reason or "stop",
             usage=last.usage or Usage(),
+            logprobs=logprobs,
         )
 
     async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
@@ -187,7 +192,9 @@ class LocalBackend(BaseBackend):
                 "serve this model on vLLM or a hosted backend for it, or leave it out")
         matcher = await self._matcher(params.response_format)
         prompt_ids = self._encode(request)
-        max_new = self._max_new_tokens(len(prompt_ids), params.max_tokens)
+        echo = isinstance(request, CompletionRequest) and params.echo
+        max_new = 0 if echo and params.max_tokens == 0 else self._max_new_tokens(
+            len(prompt_ids), params.max_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
 
@@ -198,18 +205,21 @@ class LocalBackend(BaseBackend):
                 seq.cancelled = True
 
         target = request.target
+        decoder = _LockedTokenizer(self.tokenizer, self._tokenizer_lock)
         seq = Sequence(
             prompt_ids=prompt_ids,
             params=request.params,
             max_new_tokens=max_new,
             emit=emit,
-            decoder=IncrementalDecoder(_LockedTokenizer(self.tokenizer, self._tokenizer_lock)),
+            decoder=IncrementalDecoder(decoder),
             adapter_key=_adapter_key(target),
             adapter_path=target.adapter_path,
             matcher=matcher,
+            shape_logprobs=_shaper(request, decoder),
         )
         scheduler.submit(seq)
         deadline = loop.time() + self.request_timeout
+        echoed = False
         try:
             while True:
                 try:
@@ -220,6 +230,9 @@ class LocalBackend(BaseBackend):
                         retry_after=5.0) from None
                 if isinstance(item, BaseException):
                     raise item
+                if echo and not echoed:  # the first piece: the prompt, with its logprobs
+                    assert isinstance(request, CompletionRequest)
+                    item.text, echoed = request.prompt + item.text, True
                 yield item
                 if item.finish_reason is not None:
                     return
@@ -332,6 +345,16 @@ class _LockedTokenizer:
     def decode(self, ids: list[int], **kwargs: Any) -> str:
         with self._lock:
             return str(self._tokenizer.decode(ids, **kwargs))
+
+
+def _shaper(request: ChatRequest | CompletionRequest, decoder: Any) -> Any:
+    """The logprobs shaper for the route, or None when none are asked for."""
+    from gateway_local.logprobs import chat_shaper, completions_shaper
+
+    if request.params.logprobs is None:
+        return None
+    decode = decoder.decode
+    return chat_shaper(decode) if isinstance(request, ChatRequest) else completions_shaper(decode)
 
 
 def _adapter_key(target: ModelTarget) -> str | None:

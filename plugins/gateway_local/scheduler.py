@@ -22,7 +22,7 @@ import torch
 
 from gateway.contracts import BackendRequestError, BackendUnavailable
 from gateway_local.serving_adapters import BASE_ADAPTER, AdapterSet
-from gateway_local.serving_batch import Batch, Sequence, sample
+from gateway_local.serving_batch import Batch, Sequence, TokenLogprob, sample, token_logprobs
 
 T = TypeVar("T")
 
@@ -203,6 +203,11 @@ class Scheduler:
     def _prefill(self, seqs: list[Sequence]) -> None:
         logits = self.batch.add(self.adapters, seqs)
         self.stats["prefills"] += 1
+        for seq in seqs:
+            if seq.params.echo:
+                seq.emit_prompt()
+            if seq.max_new_tokens == 0:  # scoring the prompt only (echo with max_tokens 0)
+                seq.finish("length")
         self._accept(seqs, logits)
 
     def _step(self) -> None:
@@ -217,9 +222,16 @@ class Scheduler:
         tokens = sample(logits, seqs)
         self.batch.set_next(seqs, tokens)
         self.stats["tokens"] += len(tokens)
-        for seq, token in zip(seqs, tokens, strict=True):
-            if not seq.cancelled:
-                seq.accept(token, self.eos_ids)
+        entries: dict[int, TokenLogprob] = {}
+        wanted = [i for i, seq in enumerate(seqs) if seq.wants_logprobs and not seq.finished]
+        if wanted:
+            top = max(seqs[i].params.logprobs or 0 for i in wanted)
+            found = token_logprobs(logits[wanted], [tokens[i] for i in wanted], top)
+            for i, (token, logprob, alternatives) in zip(wanted, found, strict=True):
+                entries[i] = (token, logprob, alternatives[: seqs[i].params.logprobs or 0])
+        for i, (seq, token) in enumerate(zip(seqs, tokens, strict=True)):
+            if not (seq.cancelled or seq.finished):
+                seq.accept(token, self.eos_ids, entries.get(i))
 
     def _shutdown(self) -> None:
         gone = BackendUnavailable("the local backend was closed")

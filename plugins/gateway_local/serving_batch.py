@@ -46,6 +46,12 @@ class Sequence:
     generator: torch.Generator | None = None
     # llguidance's matcher when the request asks for a response_format (see grammars.py).
     matcher: Any = None
+    # Turns (token id, logprob, [(id, logprob)...]) entries into the route's logprobs shape;
+    # set when the request asks for logprobs.
+    shape_logprobs: Callable[[list[TokenLogprob]], dict[str, Any]] | None = None
+    # With echo: the prompt tokens' entries (the first token has no logprob).
+    prompt_entries: list[TokenLogprob] = field(default_factory=list)
+    pending: list[TokenLogprob] = field(default_factory=list)
     cancelled: bool = False
     finished: bool = False
 
@@ -57,8 +63,25 @@ class Sequence:
             seed = self.params.seed if self.params.seed is not None else secrets.randbits(62)
             self.generator = torch.Generator(device=device).manual_seed(int(seed))
 
-    def accept(self, token: int, eos_ids: set[int]) -> None:
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.shape_logprobs is not None and self.params.logprobs is not None
+
+    def _logprobs(self) -> dict[str, Any] | None:
+        if self.shape_logprobs is None or not self.pending:
+            return None
+        entries, self.pending = self.pending, []
+        return self.shape_logprobs(entries)
+
+    def emit_prompt(self) -> None:
+        """With echo: the prompt's token logprobs, before any generated token."""
+        if self.shape_logprobs is not None:
+            self.emit(Delta(text="", logprobs=self.shape_logprobs(self.prompt_entries)))
+
+    def accept(self, token: int, eos_ids: set[int], entry: TokenLogprob | None = None) -> None:
         """Record one sampled token, stream its text, finish when a stop condition holds."""
+        if entry is not None:
+            self.pending.append(entry)
         self.generated.append(token)
         if token in eos_ids:
             self.finish("stop", self.stops.feed(self.decoder.flush()) + self.stops.flush())
@@ -74,12 +97,29 @@ class Sequence:
         elif len(self.generated) >= self.max_new_tokens:
             self.finish("length", text + self.stops.feed(self.decoder.flush()) + self.stops.flush())
         elif text:
-            self.emit(Delta(text=text))
+            self.emit(Delta(text=text, logprobs=self._logprobs()))
 
     def finish(self, reason: str, text: str = "") -> None:
         self.finished = True
         usage = Usage(prompt_tokens=len(self.prompt_ids), completion_tokens=len(self.generated))
-        self.emit(Delta(text=text, finish_reason=reason, usage=usage))
+        self.emit(Delta(text=text, finish_reason=reason, usage=usage, logprobs=self._logprobs()))
+
+
+# One token's log probability: its id, its logprob (None for a prompt's first token)
+# and the most likely alternatives as (id, logprob).
+TokenLogprob = tuple[int, float | None, list[tuple[int, float]]]
+
+
+def token_logprobs(logits: torch.Tensor, tokens: list[int], top: int) -> list[TokenLogprob]:
+    """Each row's chosen token's logprob under the model, with its `top` alternatives."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logprobs.gather(1, torch.tensor(tokens, device=logprobs.device)[:, None])[:, 0].tolist()
+    alternatives: list[list[tuple[int, float]]] = [[] for _ in tokens]
+    if top:
+        values, ids = logprobs.topk(top, dim=-1)
+        alternatives = [list(zip(i, v, strict=True)) for i, v in zip(ids.tolist(), values.tolist(),
+                                                                     strict=True)]
+    return [(t, lp, alt) for t, lp, alt in zip(tokens, chosen, alternatives, strict=True)]
 
 
 def sample(logits: torch.Tensor, rows: list[Sequence]) -> list[int]:
@@ -119,6 +159,7 @@ class Batch:
         self.mask = torch.zeros((0, 0), dtype=torch.long, device=device)
         self.positions = torch.zeros((0,), dtype=torch.long, device=device)
         self.next_tokens = torch.zeros((0,), dtype=torch.long, device=device)
+        self.prompt_logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -137,6 +178,7 @@ class Batch:
         positions: torch.Tensor,
         cache: DynamicCache,
         rows: list[str],
+        every_position: bool = False,
     ) -> torch.Tensor:
         model = adapters.prepare(rows)
         # Rows are left-padded, so the last column is every row's last token. In a
@@ -147,6 +189,8 @@ class Batch:
         keep: int | torch.Tensor = 1
         if width > 1:
             keep = torch.tensor([width - 1], device=input_ids.device)
+        if every_position:  # echo's prompt logprobs need the logits at every position
+            keep = 0
         out = model(
             input_ids=input_ids,
             attention_mask=mask,
@@ -155,6 +199,7 @@ class Batch:
             use_cache=True,
             logits_to_keep=keep,
         )
+        self.prompt_logits = out.logits if every_position else None
         logits: torch.Tensor = out.logits[:, -1, :]
         return logits
 
@@ -170,7 +215,15 @@ class Batch:
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=getattr(model, "config", None))
-        logits = self._forward(adapters, ids, mask, positions, cache, [s.adapter_name for s in seqs])
+        echo = any(s.params.echo for s in seqs)
+        logits = self._forward(adapters, ids, mask, positions, cache, [s.adapter_name for s in seqs],
+                               every_position=echo)
+        if echo and self.prompt_logits is not None:
+            for i, seq in enumerate(seqs):
+                if seq.params.echo:
+                    seq.prompt_entries = _prompt_entries(self.prompt_logits[i], seq.prompt_ids,
+                                                         width, seq.params.logprobs or 0)
+            self.prompt_logits = None
         lengths = torch.tensor([len(s.prompt_ids) for s in seqs], device=self.device)
         self._splice(seqs, cache, mask, lengths)
         return logits
@@ -254,3 +307,15 @@ def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _prompt_entries(logits: torch.Tensor, prompt_ids: list[int], width: int,
+                    top: int) -> list[TokenLogprob]:
+    """The prompt tokens' logprobs from one left-padded row's logits at every position."""
+    start = width - len(prompt_ids)
+    first: TokenLogprob = (prompt_ids[0], None, [])
+    if len(prompt_ids) == 1:
+        return [first]
+    # The logits at position p predict token p + 1.
+    rows = logits[start : width - 1]
+    return [first, *token_logprobs(rows, prompt_ids[1:], top)]

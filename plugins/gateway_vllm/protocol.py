@@ -45,10 +45,17 @@ def _params(params: GenerationParams) -> dict[str, Any]:
 def request_body(request: ChatRequest | CompletionRequest, model: str, stream: bool) -> dict[str, Any]:
     """vLLM's request body; `model` is the served base name or the adapter's lora_name."""
     body: dict[str, Any] = {"model": model, **_params(request.params)}
+    logprobs = request.params.logprobs
     if isinstance(request, ChatRequest):
         body["messages"] = request.messages
+        if logprobs is not None:
+            body.update(logprobs=True, top_logprobs=logprobs)
     else:
         body["prompt"] = request.prompt
+        if logprobs is not None:
+            body["logprobs"] = logprobs
+        if request.params.echo:
+            body["echo"] = True
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -102,6 +109,7 @@ def generation(data: dict[str, Any], chat: bool) -> Generation:
         text=_choice_text(choice, chat),
         finish_reason=str(choice.get("finish_reason") or "stop"),
         usage=_usage(data.get("usage")) or Usage(),
+        logprobs=choice.get("logprobs"),
     )
 
 
@@ -128,10 +136,11 @@ async def deltas(lines: AsyncIterator[str], chat: bool) -> AsyncIterator[Delta]:
         for choice in event.get("choices") or []:
             text = _choice_text(choice, chat)
             finish = choice.get("finish_reason")
+            logprobs = choice.get("logprobs")
             if finish:
-                held = Delta(text=text, finish_reason=str(finish))
-            elif text:
-                yield Delta(text=text)
+                held = Delta(text=text, finish_reason=str(finish), logprobs=logprobs)
+            elif text or logprobs:
+                yield Delta(text=text, logprobs=logprobs)
         if usage is not None and held is not None:
             held.usage = usage
     if held is None:

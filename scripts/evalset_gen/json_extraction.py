@@ -395,15 +395,16 @@ description: >-
 data: eval.jsonl
 train: train.jsonl
 cluster: account
+# The answers' schema: the json scorer checks it; `-p schema` decodes under it.
+schema: schema.json
 generation:
   max_tokens: 256
   temperature: 0
 scorers:
   - name: json
-    options: {schema: schema.json}
   - name: json
     id: json-fields
-    options: {match_fields: true}
+    options: {match_fields: true, schema: false}
 """
 
 

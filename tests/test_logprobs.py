@@ -110,3 +110,29 @@ def test_logprob_parameters_are_checked(served: Served) -> None:
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
                                        max_tokens=2, logprobs=True, top_logprobs=21)
     assert info.value.param == "top_logprobs"
+
+
+def test_a_batch_of_prompts_text_or_token_ids_answers_one_choice_each(served: Served) -> None:
+    from transformers import AutoTokenizer
+
+    client = served.client()
+    prompts = ["Once upon a time", "The capital of France is", "One, two, three,"]
+    batch = client.completions.create(model="style", prompt=prompts, max_tokens=4, temperature=0)
+    assert [c.index for c in batch.choices] == [0, 1, 2]
+    alone = [client.completions.create(model="style", prompt=p, max_tokens=4, temperature=0)
+             for p in prompts]
+    assert [c.text for c in batch.choices] == [a.choices[0].text for a in alone]
+    assert batch.usage is not None and batch.usage.completion_tokens == 12
+    assert batch.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone if a.usage)
+    tokenizer = AutoTokenizer.from_pretrained(served.model_dir)
+    ids = [tokenizer.encode(p) for p in prompts]
+    by_ids = client.completions.create(model="style", prompt=ids, max_tokens=4, temperature=0)
+    assert [c.text for c in by_ids.choices] == [c.text for c in batch.choices]
+    one = client.completions.create(model="style", prompt=ids[0], max_tokens=4, temperature=0, echo=True)
+    assert one.choices[0].text == prompts[0] + batch.choices[0].text
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="style", prompt=[[10**9]], max_tokens=2)
+    assert info.value.param == "prompt" and "vocabulary" in info.value.message
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="style", prompt=prompts, max_tokens=2, stream=True)
+    assert info.value.param == "prompt"

@@ -213,8 +213,9 @@ def test_invalid_chat_body_names_the_param(served: Served, body: dict[str, Any],
 
 
 def test_invalid_completion_body_and_json(served: Served) -> None:
-    response = served.post("/v1/completions", json={"model": "tiny", "prompt": ["a", "b"]})
-    assert response.status_code == 400 and error_of(response)["param"] == "prompt"
+    response = served.post("/v1/completions", json={"model": "tiny", "prompt": ["a", 1]})
+    assert response.status_code == 400 and error_of(response)["param"] == "prompt[1]"
+    assert "a list of token ids" in error_of(response)["message"]
     response = served.post("/v1/completions", content=b"{not json",
                            headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "JSON" in error_of(response)["message"]

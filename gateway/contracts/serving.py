@@ -56,6 +56,8 @@ class CompletionRequest:
     target: ModelTarget
     prompt: str
     params: GenerationParams = field(default_factory=GenerationParams)
+    # A prompt given as token ids (then `prompt` is ""); a backend that takes none refuses it.
+    prompt_ids: list[int] | None = None
 
 
 @dataclass

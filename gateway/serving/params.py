@@ -31,7 +31,8 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     messages: list[dict[str, Any]] | None = None
-    prompt: str | None = None
+    # /v1/completions: each prompt, text or token ids, becomes one choice.
+    prompts: list[str | list[int]] | None = None
     # Recorded in the request log, not sent to the backend.
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -84,6 +85,15 @@ def check_contents(request: ChatCompletionRequest) -> None:
                            "string or an array of text parts.", param=f"messages[{index}].content")
 
 
+def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
+    """The prompts of a completions request: one string, strings, token ids or id lists."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if all(isinstance(p, int) for p in prompt):
+        return [[int(p) for p in prompt]]  # type: ignore[arg-type]
+    return list(prompt)  # type: ignore[arg-type]
+
+
 def _logprobs(request: Sampling) -> int | None:
     """How many alternatives per token the request asks logprobs for; None for none."""
     if isinstance(request, ChatCompletionRequest):
@@ -131,5 +141,8 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
         parsed.messages = body["messages"]
     else:
         assert isinstance(request, CompletionRequest)
-        parsed.prompt = request.prompt if isinstance(request.prompt, str) else request.prompt[0]
+        parsed.prompts = _prompts(request.prompt)
+        if request.stream and len(parsed.prompts) > 1:
+            raise ApiError(400, "Invalid value for 'prompt': stream one prompt per request (a "
+                           "batch of prompts is answered whole).", param="prompt")
     return parsed

@@ -31,6 +31,8 @@ SEED_RANGE = (-(2**63), 2**63 - 1)
 # Integers past this are refused before any arithmetic on them.
 MAX_INTEGER = 2**63 - 1
 MAX_METADATA_PAIRS = 16
+# The most prompts one /v1/completions request may batch.
+MAX_PROMPTS = 64
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
 StopText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STOP_CHARS)]
@@ -119,9 +121,14 @@ class ChatCompletionRequest(Sampling):
     parallel_tool_calls: bool | None = None
 
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(min_length=1)]
+
+
 class CompletionRequest(Sampling):
-    # One prompt per request: a one-element list is taken as that prompt.
-    prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
+    # A prompt, or a batch of them (each its own choice): text, or token ids, as OpenAI
+    # and vLLM take them (lm-evaluation-harness sends batches of token-id lists).
+    prompt: (str | Annotated[list[str], Field(min_length=1, max_length=MAX_PROMPTS)] | TokenIds
+             | Annotated[list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)])
     # 0 scores the prompt only (with echo): what loglikelihood evaluation sends.
     max_tokens: Annotated[int, Field(ge=0, le=MAX_INTEGER)] | None = None
     echo: bool | None = None
@@ -188,11 +195,15 @@ class FineTuningJobRequest(Strict):
 
 # ---------------------------------------------------------------- errors
 
+PROMPT_MESSAGE = (f"expected a string, a list of strings, a list of token ids or a list of "
+                  f"token-id lists (at most {MAX_PROMPTS} prompts).")
 # Messages for a field as a whole, whatever went wrong in it (paths with [] for indices).
 FIELD_MESSAGES = {
     "stop": f"expected a string or a list of up to {MAX_STOP} non-empty strings of at most "
             f"{MAX_STOP_CHARS} characters.",
-    "prompt": "expected a string (one prompt per request).",
+    "prompt": PROMPT_MESSAGE,
+    "prompt[]": PROMPT_MESSAGE,
+    "prompt[][]": PROMPT_MESSAGE,
     "messages": "expected a non-empty array of messages.",
     "messages[]": "expected an object.",
     "messages[].content": "expected a string or an array of text parts.",

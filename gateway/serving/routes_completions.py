@@ -11,7 +11,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gateway.contracts import Backend, ChatRequest, CompletionRequest, Delta, Generation, Usage
+from gateway.contracts import (
+    Backend,
+    ChatRequest,
+    CompletionRequest,
+    Delta,
+    Generation,
+    ModelTarget,
+    Usage,
+)
 from gateway.serving import shapes
 from gateway.serving.calls import Call
 from gateway.serving.errors import as_api_error
@@ -47,19 +55,17 @@ async def _generate(request: Request, chat: bool) -> Response:
         call.row.adapter = target.adapter_name
         call.row.backend = state.router.backend_name(target)
         backend = await state.router.backend_for(target)
-        backend_request: ChatRequest | CompletionRequest
+        requests: list[ChatRequest | CompletionRequest]
         if chat:
             assert parsed.messages is not None
-            backend_request = ChatRequest(target, parsed.messages, parsed.params)
+            requests = [ChatRequest(target, parsed.messages, parsed.params)]
         else:
-            assert parsed.prompt is not None
-            backend_request = CompletionRequest(target, parsed.prompt, parsed.params)
+            assert parsed.prompts is not None
+            requests = [_completion_request(target, prompt, parsed) for prompt in parsed.prompts]
         if parsed.stream:
-            return await _stream(call, backend, backend_request, parsed, chat)
-        work = (backend.chat(backend_request) if isinstance(backend_request, ChatRequest)
-                else backend.complete(backend_request))
-        generation = await _unless_the_client_leaves(request, work)
-        if generation is None:
+            return await _stream(call, backend, requests[0], parsed, chat)
+        generations = await _unless_the_client_leaves(request, _answer_all(backend, requests))
+        if generations is None:
             # Nobody is there to answer: the log says what the client got (nginx's 499).
             call.finish(CLIENT_CLOSED, "client closed the connection")
             return Response(status_code=CLIENT_CLOSED)
@@ -67,6 +73,11 @@ async def _generate(request: Request, chat: bool) -> Response:
         error = as_api_error(exc, model=model)
         call.finish(error.status, error.message)
         return error.response()
+    generation = generations[0]
+    usage = Usage(sum(g.usage.prompt_tokens for g in generations),
+                  sum(g.usage.completion_tokens for g in generations))
+    costs = [g.cost for g in generations if g.cost is not None]
+    generation.cost = sum(costs) if costs else None
     body = shapes.full_response(
         chat=chat,
         id=shapes.completion_id(chat),
@@ -74,11 +85,30 @@ async def _generate(request: Request, chat: bool) -> Response:
         model=parsed.model,
         text=generation.text,
         finish_reason=generation.finish_reason,
-        usage=generation.usage,
+        usage=usage,
         logprobs=generation.logprobs,
     )
+    body["choices"][1:] = [shapes.text_choice(i, g) for i, g in enumerate(generations[1:], start=1)]
+    generation.usage = usage
     call.finish(200, usage=generation.usage, cost=generation.cost)
     return JSONResponse(body)
+
+
+def _completion_request(target: ModelTarget, prompt: str | list[int],
+                        parsed: ParsedRequest) -> CompletionRequest:
+    if isinstance(prompt, str):
+        return CompletionRequest(target, prompt, parsed.params)
+    return CompletionRequest(target, "", parsed.params, prompt_ids=prompt)
+
+
+async def _answer_all(backend: Backend, requests: list[ChatRequest | CompletionRequest]) -> list[Generation]:
+    """Every request's generation, in order; a batch of prompts is asked at once."""
+    async def answer(item: ChatRequest | CompletionRequest) -> Generation:
+        if isinstance(item, ChatRequest):
+            return await backend.chat(item)
+        return await backend.complete(item)
+
+    return list(await asyncio.gather(*(answer(item) for item in requests)))
 
 
 async def _client_left(request: Request) -> None:
@@ -86,7 +116,9 @@ async def _client_left(request: Request) -> None:
         pass
 
 
-async def _unless_the_client_leaves(request: Request, work: Awaitable[Generation]) -> Generation | None:
+async def _unless_the_client_leaves(
+    request: Request, work: Awaitable[list[Generation]]
+) -> list[Generation] | None:
     """`work`'s result, or None when the client disconnects first (the work is cancelled)."""
     task, left = asyncio.ensure_future(work), asyncio.ensure_future(_client_left(request))
     try:

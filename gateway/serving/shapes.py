@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.contracts import Usage
+from gateway.contracts import Generation, Usage
 from gateway.util import new_id
 
 
@@ -46,6 +46,12 @@ def full_response(
         "usage": usage_body(usage),
         "system_fingerprint": None,
     }
+
+
+def text_choice(index: int, generation: Generation) -> dict[str, Any]:
+    """One choice of a `text_completion` (a batch of prompts answers one each)."""
+    return {"index": index, "text": generation.text, "logprobs": generation.logprobs,
+            "finish_reason": generation.finish_reason}
 
 
 def chunk(

@@ -27,6 +27,7 @@ from gateway.contracts import (
     Generation,
     GenerationParams,
     ModelTarget,
+    UnsupportedParameter,
     Usage,
 )
 from gateway_hosted.providers import Provider, import_litellm, is_transient, retry_after
@@ -109,6 +110,9 @@ class HostedBackend(BaseBackend):
 
     async def complete(self, request: CompletionRequest) -> Generation:
         litellm = import_litellm()
+        if request.prompt_ids is not None:
+            raise UnsupportedParameter("prompt", "token-id prompts are not supported by the hosted "
+                                       "backend; send the prompt as text")
         return await self._generate(request, litellm.atext_completion, prompt=request.prompt)
 
     async def _generate(self, request: ChatRequest | CompletionRequest, call: Any, **body: Any) -> Generation:

@@ -232,7 +232,8 @@ class LocalBackend(BaseBackend):
                     raise item
                 if echo and not echoed:  # the first piece: the prompt, with its logprobs
                     assert isinstance(request, CompletionRequest)
-                    item.text, echoed = request.prompt + item.text, True
+                    prompt = request.prompt or decoder.decode(prompt_ids)
+                    item.text, echoed = prompt + item.text, True
                 yield item
                 if item.finish_reason is not None:
                     return
@@ -260,6 +261,12 @@ class LocalBackend(BaseBackend):
                 except Exception as exc:  # jinja errors, a tokenizer without a template
                     raise BackendRequestError(f"cannot apply the chat template: {exc}") from exc
                 ids = self.tokenizer.encode(text, add_special_tokens=False)
+            elif request.prompt_ids is not None:
+                ids = request.prompt_ids
+                vocab = len(self.tokenizer)
+                if any(i >= vocab for i in ids):
+                    raise UnsupportedParameter("prompt", f"a token id is past this model's "
+                                               f"vocabulary of {vocab} tokens")
             else:
                 ids = self.tokenizer.encode(request.prompt, add_special_tokens=True)
         if not ids:

@@ -51,7 +51,7 @@ def request_body(request: ChatRequest | CompletionRequest, model: str, stream: b
         if logprobs is not None:
             body.update(logprobs=True, top_logprobs=logprobs)
     else:
-        body["prompt"] = request.prompt
+        body["prompt"] = request.prompt_ids if request.prompt_ids is not None else request.prompt
         if logprobs is not None:
             body["logprobs"] = logprobs
         if request.params.echo:

@@ -11,13 +11,16 @@ from each response's usage, so early stops are counted honestly.
   (c) vLLM's CPU build with the same adapters (--lora-modules), only when a vLLM
       python is given with --vllm-python or $VLLM_PYTHON.
 
-Targets: (a)/(b) >= 4, (a)/(c) >= 1.5. Every server computes in the same dtype
+  (d) the gateway of (a) again, every request under a json_schema response_format
+      (two schemas mixed in each batch; constrained decoding with llguidance).
+
+Targets: (a)/(b) >= 4, (a)/(c) >= 1.5, (d)/(a) >= 0.8. Every server computes in the same dtype
 (--dtype, default: the gateway's hardware rule, bf16 only where the CPU runs it
 natively, else float32; vLLM gets it as --dtype) and gets the same torch thread
 count (--threads, default: the local backend's serving default, cores - 1).
 
 Run: python benchmarks/serve_throughput.py [--model DIR] [--vllm-python PY]
-         [--clients 16] [--requests 1] [--max-tokens 64] [--skip-naive]
+         [--clients 16] [--requests 1] [--max-tokens 64] [--skip-naive] [--skip-structured]
 """
 
 from __future__ import annotations
@@ -150,27 +153,49 @@ def launch_vllm(python: str, model: Path, adapters: dict[str, Path], work: Path,
     return url, process, list(adapters)
 
 
+# The structured-output case: each client asks for one of these schemas (a mix in every batch).
+SCHEMAS = [
+    {"type": "object", "additionalProperties": False, "required": ["label", "urgent", "summary"],
+     "properties": {"label": {"enum": ["billing", "shipping", "account", "other"]},
+                    "urgent": {"type": "boolean"}, "summary": {"type": "string", "maxLength": 120}}},
+    {"type": "object", "additionalProperties": False, "required": ["answer", "confidence"],
+     "properties": {"answer": {"type": "string", "maxLength": 160},
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1}}},
+]
+TARGET_STRUCTURED = 0.8
+
+
+def schema_format(index: int) -> dict[str, Any]:
+    return {"type": "json_schema",
+            "json_schema": {"name": f"s{index}", "schema": SCHEMAS[index % len(SCHEMAS)]}}
+
+
 async def one(client: httpx.AsyncClient, url: str, model: str, prompt: str,
-              max_tokens: int) -> tuple[float, int]:
+              max_tokens: int, response_format: dict[str, Any] | None = None) -> tuple[float, int]:
     started = time.perf_counter()
-    response = await client.post(f"{url}/v1/chat/completions", json={
-        "model": model, "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens, "temperature": 0,
-    })
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}],
+                            "max_tokens": max_tokens, "temperature": 0}
+    if response_format is not None:
+        body["response_format"] = response_format
+    response = await client.post(f"{url}/v1/chat/completions", json=body)
     if response.status_code != 200:
         raise SystemExit(f"{url}: HTTP {response.status_code}: {response.text[:500]}")
     return time.perf_counter() - started, int(response.json()["usage"]["completion_tokens"])
 
 
 async def load(url: str, models: list[str], clients: int, requests: int,
-               max_tokens: int) -> dict[str, float]:
+               max_tokens: int, structured: bool = False) -> dict[str, float]:
     async with httpx.AsyncClient(timeout=1800) as client:
-        # Warm-up: every adapter loaded once, outside the measurement.
+        # Warm-up: every adapter loaded once (and each grammar compiled), outside the measurement.
         await asyncio.gather(*(one(client, url, m, PROMPTS[0], 4) for m in models))
+        if structured:
+            await asyncio.gather(*(one(client, url, models[0], PROMPTS[0], 4, schema_format(i))
+                                   for i in range(len(SCHEMAS))))
 
         async def client_loop(i: int) -> list[tuple[float, int]]:
             return [await one(client, url, models[(i + r) % len(models)],
-                              PROMPTS[(i + r) % len(PROMPTS)], max_tokens)
+                              PROMPTS[(i + r) % len(PROMPTS)], max_tokens,
+                              schema_format(i) if structured else None)
                     for r in range(requests)]
 
         started = time.perf_counter()
@@ -201,6 +226,8 @@ def main() -> int:
     parser.add_argument("--dtype", choices=DTYPES, default=None,
                         help="every server's dtype (default: the gateway's hardware rule)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-structured", action="store_true",
+                        help="skip the json_schema case (constrained decoding, llguidance)")
     args = parser.parse_args()
     import torch
 
@@ -231,6 +258,11 @@ def main() -> int:
                 print(f"{label}: running {args.clients} clients x {args.requests} ...", flush=True)
                 rows[label] = asyncio.run(
                     load(url, models, args.clients, args.requests, args.max_tokens))
+                if label == "gateway (local backend)" and not args.skip_structured:
+                    print(f"{label}: the same load, every request under a json_schema "
+                          f"({len(SCHEMAS)} schemas mixed) ...", flush=True)
+                    rows["gateway, json_schema mix"] = asyncio.run(load(
+                        url, models, args.clients, args.requests, args.max_tokens, structured=True))
             finally:
                 stop(proc)
 
@@ -247,6 +279,11 @@ def main() -> int:
             ratio = ours / rows[label]["tok_s"]
             verdict = "meets" if ratio >= target else "misses"
             print(f"ratio gateway / {label}: {ratio:.2f} ({verdict} the target {target})")
+    if "gateway, json_schema mix" in rows:
+        ratio = rows["gateway, json_schema mix"]["tok_s"] / ours
+        verdict = "meets" if ratio >= TARGET_STRUCTURED else "misses"
+        print(f"ratio json_schema mix / unconstrained: {ratio:.2f} ({verdict} the target "
+              f"{TARGET_STRUCTURED})")
     print(json.dumps({k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()}))
     return 0
 

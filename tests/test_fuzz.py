@@ -45,7 +45,9 @@ def schemathesis_run(url: str, report: Path, key: str | None) -> dict[str, Any]:
         command += ["--header", f"Authorization: Bearer {key}"]
     env = dict(os.environ, SCHEMATHESIS_HOOKS="fuzz_hooks",
                PYTHONPATH=os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    # Run beside the report, so schemathesis's own cache (.schemathesis/) stays out of the tree.
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+                          cwd=report.parent)
     print(done.stdout[-6000:])
     found = sorted(report.glob("*.json"))
     assert found, f"schemathesis wrote no report (exit {done.returncode}):\n{done.stderr[-3000:]}"

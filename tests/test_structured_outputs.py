@@ -225,3 +225,21 @@ def test_every_sdk_parameter_is_honoured_or_refused_by_name(served: Served) -> N
         time.sleep(0.2)
     row = store.query_one("SELECT metadata FROM request_log WHERE \"user\" = 'agent-7'")
     assert row is not None and json.loads(row["metadata"]) == {"team": "support"}
+
+
+def test_a_parameter_of_the_other_route_is_passed_on_not_dropped() -> None:
+    from gateway.serving.errors import ApiError
+    from gateway.serving.params import parse_request
+
+    chat = parse_request({"model": "m", "messages": HI, "echo": True}, chat=True)
+    assert chat.params.extra == {"echo": True} and chat.params.echo is False
+    text = parse_request({"model": "m", "prompt": "x", "metadata": {"a": "b"}, "top_logprobs": 2,
+                          "max_completion_tokens": 3}, chat=False)
+    assert set(text.params.extra) == {"metadata", "top_logprobs", "max_completion_tokens"}
+    assert text.metadata is None and text.params.max_tokens is None
+    constrained = parse_request({"model": "m", "prompt": "x", "response_format": {"type": "json_object"}},
+                                chat=False)
+    assert constrained.params.response_format == {"type": "json_object"}
+    with pytest.raises(ApiError) as info:
+        parse_request({"model": "m", "prompt": "x", "response_format": "json"}, chat=False)
+    assert info.value.param == "response_format"

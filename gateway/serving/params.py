@@ -121,7 +121,7 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
         response_format=body.get("response_format"),
         logprobs=_logprobs(request),
         echo=isinstance(request, CompletionRequest) and bool(request.echo),
-        extra=extra_params(body),
+        extra=extra_params(body, chat),
     )
     if params.max_tokens == 0 and not params.echo:
         raise ApiError(400, "Invalid value for 'max_tokens': 0 is only allowed with echo (to score "

@@ -106,12 +106,12 @@ class Sampling(Strict):
     frequency_penalty: Penalty | None = None
     logit_bias: Annotated[dict[str, Annotated[int, Field(ge=-100, le=100)]],
                           Field(max_length=300)] | None = None
+    response_format: ResponseFormat | None = None
 
 
 class ChatCompletionRequest(Sampling):
     messages: Annotated[list[Message], Field(min_length=1)]
     max_completion_tokens: Count | None = None
-    response_format: ResponseFormat | None = None
     metadata: Annotated[dict[str, Annotated[str, StringConstraints(max_length=512)]],
                         Field(max_length=MAX_METADATA_PAIRS)] | None = None
     logprobs: bool | None = None
@@ -138,17 +138,22 @@ class CompletionRequest(Sampling):
 
 
 # The parameters the gateway itself reads; the rest go to the backend as `extra`.
-INTERPRETED = frozenset({
-    "model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
-    "top_p", "stop", "seed", "n", "stream", "stream_options", "response_format", "user",
-    "metadata", "logprobs", "top_logprobs", "echo",
+# The parameters the gateway itself reads, per route; the rest go to the backend as `extra`
+# (so a chat-only parameter sent to /v1/completions is passed on or refused, never dropped).
+SHARED = frozenset({
+    "model", "max_tokens", "temperature", "top_p", "stop", "seed", "n", "stream",
+    "stream_options", "response_format", "user", "logprobs",
 })
+INTERPRETED = {
+    "chat": SHARED | {"messages", "max_completion_tokens", "metadata", "top_logprobs"},
+    "completions": SHARED | {"prompt", "echo"},
+}
 
 
-def extra_params(body: dict[str, Any]) -> dict[str, Any]:
+def extra_params(body: dict[str, Any], chat: bool) -> dict[str, Any]:
     """The parameters of `body` the gateway does not interpret (null ones are unset)."""
-    return {name: value for name, value in body.items()
-            if name not in INTERPRETED and value is not None}
+    read = INTERPRETED["chat" if chat else "completions"]
+    return {name: value for name, value in body.items() if name not in read and value is not None}
 
 
 class LoadAdapterRequest(Strict):

@@ -171,17 +171,17 @@ def test_compiled_grammars_are_cached_by_schema(tiny_model_dir: Path) -> None:
 
 HONOURED = {"model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature", "top_p",
             "stop", "seed", "n", "stream_options", "response_format", "user", "metadata",
-            "logprobs", "top_logprobs", "echo"}  # the last three: tests/test_logprobs.py
+            "logprobs", "top_logprobs", "echo",  # these three: tests/test_logprobs.py
+            "tools", "tool_choice", "parallel_tool_calls"}  # these three: tests/test_tools.py
 # A value for each parameter the local backend refuses (it must name the parameter).
 REFUSED_VALUES: dict[str, Any] = {
     "audio": {"voice": "alloy", "format": "wav"}, "frequency_penalty": 0.5,
     "function_call": "none", "functions": [{"name": "f", "parameters": {"type": "object"}}],
     "logit_bias": {"42": 5}, "modalities": ["text"], "moderation": {"mode": "off"},
-    "parallel_tool_calls": False, "prediction": {"type": "content", "content": "x"},
+    "prediction": {"type": "content", "content": "x"},
     "presence_penalty": 0.5, "prompt_cache_key": "k", "prompt_cache_options": {"x": 1},
     "prompt_cache_retention": "24h", "reasoning_effort": "low", "safety_identifier": "u1",
-    "service_tier": "auto", "store": True, "tool_choice": "none",
-    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    "service_tier": "auto", "store": True,
     "verbosity": "low", "web_search_options": {}, "best_of": 2, "suffix": "!",
 }
 

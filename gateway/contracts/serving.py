@@ -38,6 +38,11 @@ class GenerationParams:
     logprobs: int | None = None
     # Completions only: return the prompt with its tokens' logprobs before the answer.
     echo: bool = False
+    # Chat only, in OpenAI's shapes: function definitions, and "none" | "auto" | "required" |
+    # {"type": "function", "function": {"name": ...}}.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     # Request parameters the gateway does not interpret, by name, as the client sent them
     # (OpenAI's, or a backend's own such as vLLM's top_k). A backend passes them on or
     # refuses them with UnsupportedParameter; it never drops one silently.
@@ -81,6 +86,9 @@ class Generation:
     # OpenAI's choice.logprobs, in the shape of the route asked: {"content": [...]} for
     # chat, {"tokens", "token_logprobs", "top_logprobs", "text_offset"} for completions.
     logprobs: dict[str, Any] | None = None
+    # Chat: the message's tool calls, [{"id", "type": "function", "function": {"name",
+    # "arguments"}}] (then `text` may be empty).
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -92,6 +100,9 @@ class Delta:
     usage: Usage | None = None
     cost: float | None = None
     logprobs: dict[str, Any] | None = None  # this piece's part, shaped as Generation.logprobs
+    # This piece of the tool calls, as OpenAI streams them: [{"index", "id"?, "type"?,
+    # "function": {"name"?, "arguments"}}].
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class BackendUnavailable(Exception):

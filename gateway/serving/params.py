@@ -80,9 +80,35 @@ def check_text(value: Any, path: str = "", depth: int = 0) -> None:
 
 def check_contents(request: ChatCompletionRequest) -> None:
     for index, message in enumerate(request.messages):
+        where = f"messages[{index}]"
         if message.content is None and message.role != "assistant":
-            raise ApiError(400, f"Invalid value for 'messages[{index}].content': expected a "
-                           "string or an array of text parts.", param=f"messages[{index}].content")
+            raise ApiError(400, f"Invalid value for '{where}.content': expected a "
+                           "string or an array of text parts.", param=f"{where}.content")
+        if message.tool_calls is not None and message.role != "assistant":
+            raise ApiError(400, f"Invalid value for '{where}.tool_calls': only assistant "
+                           "messages carry tool calls.", param=f"{where}.tool_calls")
+        if message.role == "tool" and not message.tool_call_id:
+            raise ApiError(400, f"Missing required parameter: '{where}.tool_call_id'.",
+                           param=f"{where}.tool_call_id")
+
+
+def check_tools(request: ChatCompletionRequest) -> None:
+    """tool_choice and parallel_tool_calls need tools; a named function must be one of them."""
+    for name, value in (("tool_choice", request.tool_choice),
+                        ("parallel_tool_calls", request.parallel_tool_calls)):
+        if value is not None and not request.tools:
+            raise ApiError(400, f"Invalid value for '{name}': only allowed when 'tools' are "
+                           "specified.", param=name)
+    choice = request.tool_choice
+    if choice is None:
+        return
+    if isinstance(choice, str):
+        return
+    names = [tool.function.name for tool in request.tools or []]
+    if choice.function.name not in names:
+        raise ApiError(400, f"Invalid value for 'tool_choice.function.name': no tool is named "
+                       f"{choice.function.name!r} (tools: {', '.join(names)}).",
+                       param="tool_choice.function.name")
 
 
 def _prompts(prompt: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
@@ -136,6 +162,10 @@ def parse_request(body: dict[str, Any], chat: bool) -> ParsedRequest:
     )
     if isinstance(request, ChatCompletionRequest):
         check_contents(request)
+        check_tools(request)
+        params.tools = body.get("tools")
+        params.tool_choice = body.get("tool_choice")
+        params.parallel_tool_calls = request.parallel_tool_calls
         parsed.metadata = request.metadata
         # The checked messages as sent: backends read the fields they know.
         parsed.messages = body["messages"]

@@ -50,10 +50,48 @@ class TextPart(Strict):
     text: str
 
 
+FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class CalledFunction(Strict):
+    name: FunctionName
+    arguments: str  # JSON text, as the model wrote it
+
+
+class ToolCall(Strict):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS)]
+    type: Literal["function"]
+    function: CalledFunction
+
+
 class Message(Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    # None only for an assistant turn (checked in `chat_messages`).
+    # None only for an assistant turn (checked in `check_contents`).
     content: str | list[TextPart] | None = None
+    tool_calls: Annotated[list[ToolCall], Field(min_length=1)] | None = None  # assistant only
+    tool_call_id: str | None = None  # a tool message answers this call
+
+
+class FunctionDefinition(Strict):
+    name: FunctionName
+    description: str | None = None
+    # A JSON schema for the arguments (a backend that constrains to it checks and bounds it).
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(Strict):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(Strict):
+    name: FunctionName
+
+
+class NamedToolChoice(Strict):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(Strict):
@@ -116,8 +154,8 @@ class ChatCompletionRequest(Sampling):
                         Field(max_length=MAX_METADATA_PAIRS)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: Annotated[list[Tool], Field(min_length=1, max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
 
 
@@ -137,7 +175,6 @@ class CompletionRequest(Sampling):
     suffix: str | None = None
 
 
-# The parameters the gateway itself reads; the rest go to the backend as `extra`.
 # The parameters the gateway itself reads, per route; the rest go to the backend as `extra`
 # (so a chat-only parameter sent to /v1/completions is passed on or refused, never dropped).
 SHARED = frozenset({
@@ -145,7 +182,8 @@ SHARED = frozenset({
     "stream_options", "response_format", "user", "logprobs",
 })
 INTERPRETED = {
-    "chat": SHARED | {"messages", "max_completion_tokens", "metadata", "top_logprobs"},
+    "chat": SHARED | {"messages", "max_completion_tokens", "metadata", "top_logprobs", "tools",
+                      "tool_choice", "parallel_tool_calls"},
     "completions": SHARED | {"prompt", "echo"},
 }
 
@@ -215,6 +253,10 @@ FIELD_MESSAGES = {
     "messages[].content[]": "only text content parts are supported.",
     "messages[].content[].type": "only text content parts are supported.",
     "messages[].content[].text": "a text part needs a string `text`.",
+    "messages[].tool_calls[].function.name": "a function name is 1 to 64 letters, digits, _ or -.",
+    "tools[].function.name": "a function name is 1 to 64 letters, digits, _ or -.",
+    "tool_choice": "expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+                   "\"function\": {\"name\": ...}}.",
 }
 # What a field's upper bound means, said plainly.
 LIMITS = {"n": "only n=1 is supported."}

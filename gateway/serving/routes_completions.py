@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -87,6 +86,7 @@ async def _generate(request: Request, chat: bool) -> Response:
         finish_reason=generation.finish_reason,
         usage=usage,
         logprobs=generation.logprobs,
+        tool_calls=generation.tool_calls,
     )
     body["choices"][1:] = [shapes.text_choice(i, g) for i, g in enumerate(generations[1:], start=1)]
     generation.usage = usage
@@ -162,12 +162,13 @@ async def _events(
     ident, created = shapes.completion_id(chat), int(time.time())
 
     def piece(text: str | None, finish_reason: str | None, first: bool = False,
-              logprobs: dict[str, Any] | None = None) -> bytes:
+              delta: Delta | None = None) -> bytes:
         return shapes.sse(
             shapes.chunk(
                 chat=chat, id=ident, created=created, model=parsed.model, text=text,
                 finish_reason=finish_reason, include_usage=parsed.include_usage, first=first,
-                logprobs=logprobs,
+                logprobs=delta.logprobs if delta else None,
+                tool_calls=delta.tool_calls if delta else None,
             )
         )
 
@@ -181,8 +182,9 @@ async def _events(
             yield piece("", None, first=True)
         delta = first
         while delta is not None:
-            if delta.text or delta.logprobs:
-                yield piece(delta.text, None, logprobs=delta.logprobs)
+            if delta.text or delta.logprobs or delta.tool_calls:
+                yield piece(delta.text if delta.text or not delta.tool_calls else None, None,
+                            delta=delta)
             finish_reason = delta.finish_reason or finish_reason
             usage = delta.usage or usage
             cost = delta.cost if delta.cost is not None else cost

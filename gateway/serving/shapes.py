@@ -24,14 +24,18 @@ def usage_body(usage: Usage | None) -> dict[str, int]:
 
 def full_response(
     *, chat: bool, id: str, created: int, model: str, text: str, finish_reason: str, usage: Usage,
-    logprobs: dict[str, Any] | None = None,
+    logprobs: dict[str, Any] | None = None, tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A non-streamed `chat.completion` or `text_completion`."""
     choice: dict[str, Any]
     if chat:
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool_calls:
+            # As OpenAI answers a call: no content unless the model wrote some too.
+            message.update(content=text or None, tool_calls=tool_calls)
         choice = {
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": message,
             "logprobs": logprobs,
             "finish_reason": finish_reason,
         }
@@ -65,6 +69,7 @@ def chunk(
     include_usage: bool,
     first: bool = False,
     logprobs: dict[str, Any] | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One stream chunk with one choice. The first chat chunk announces the role."""
     choice: dict[str, Any]
@@ -74,6 +79,8 @@ def chunk(
             delta["role"] = "assistant"
         if text is not None:
             delta["content"] = text
+        if tool_calls:
+            delta["tool_calls"] = tool_calls
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
     else:
         choice = {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish_reason}

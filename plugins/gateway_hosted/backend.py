@@ -25,7 +25,6 @@ from gateway.contracts import (
     CompletionRequest,
     Delta,
     Generation,
-    GenerationParams,
     ModelTarget,
     UnsupportedParameter,
     Usage,
@@ -39,6 +38,16 @@ def _configured_cost(provider: Provider, usage: Usage) -> float | None:
     if prompt is None and completion is None:
         return None
     return (usage.prompt_tokens * (prompt or 0.0) + usage.completion_tokens * (completion or 0.0)) / 1e6
+
+
+def _plain(value: Any) -> Any:
+    """litellm's response objects as plain JSON values (None stays None, empty becomes None)."""
+    if not value:
+        return None
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    dump = getattr(value, "model_dump", None)
+    return dump(exclude_none=True) if callable(dump) else value
 
 
 class HostedBackend(BaseBackend):
@@ -56,7 +65,8 @@ class HostedBackend(BaseBackend):
                                       "configured ([providers.NAME] in config.toml)")
         return Provider.from_settings(name, dict(self.context.providers[name]))
 
-    def _arguments(self, target: ModelTarget, params: GenerationParams) -> tuple[Provider, dict[str, Any]]:
+    def _arguments(self, request: ChatRequest | CompletionRequest) -> tuple[Provider, dict[str, Any]]:
+        target, params = request.target, request.params
         provider = self._provider(target)
         arguments: dict[str, Any] = {
             "model": target.remote_id or target.base, "temperature": params.temperature,
@@ -71,8 +81,18 @@ class HostedBackend(BaseBackend):
             arguments["seed"] = params.seed
         if params.response_format is not None:
             arguments["response_format"] = params.response_format
-        if params.logprobs is not None:
-            arguments.update(logprobs=True, top_logprobs=params.logprobs)
+        if isinstance(request, ChatRequest):
+            if params.logprobs is not None:
+                arguments.update(logprobs=True, top_logprobs=params.logprobs)
+            for name, value in (("tools", params.tools), ("tool_choice", params.tool_choice),
+                                ("parallel_tool_calls", params.parallel_tool_calls)):
+                if value is not None:
+                    arguments[name] = value
+        else:
+            if params.logprobs is not None:
+                arguments["logprobs"] = params.logprobs
+            if params.echo:
+                arguments["echo"] = True
         # Passed on as sent; litellm refuses what the provider does not take (UnsupportedParamsError).
         arguments.update({k: v for k, v in params.extra.items() if k not in arguments})
         return provider, arguments
@@ -117,7 +137,7 @@ class HostedBackend(BaseBackend):
 
     async def _generate(self, request: ChatRequest | CompletionRequest, call: Any, **body: Any) -> Generation:
         """One non-streamed call (acompletion or atext_completion) as a Generation."""
-        provider, arguments = self._arguments(request.target, request.params)
+        provider, arguments = self._arguments(request)
         try:
             response = await call(**body, **arguments)
         except Exception as exc:
@@ -128,7 +148,9 @@ class HostedBackend(BaseBackend):
         text = message.content if message is not None else choice.text
         usage = self._usage(response)
         return Generation(text=text or "", finish_reason=choice.finish_reason or "stop",
-                          usage=usage, cost=self._cost(provider, response, usage))
+                          usage=usage, cost=self._cost(provider, response, usage),
+                          logprobs=_plain(getattr(choice, "logprobs", None)),
+                          tool_calls=_plain(getattr(message, "tool_calls", None)))
 
     async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
         litellm = import_litellm()
@@ -136,7 +158,7 @@ class HostedBackend(BaseBackend):
         if isinstance(request, CompletionRequest):
             raise BackendRequestError("stream: streamed /v1/completions are not supported by the "
                                       "hosted backend; stream /v1/chat/completions instead")
-        provider, arguments = self._arguments(request.target, request.params)
+        provider, arguments = self._arguments(request)
         arguments["messages"] = request.messages
         try:
             chunks = await litellm.acompletion(stream=True, stream_options={"include_usage": True},
@@ -148,8 +170,10 @@ class HostedBackend(BaseBackend):
                 for choice in chunk.choices or []:
                     finish = choice.finish_reason or finish
                     text = getattr(choice.delta, "content", None)
-                    if text:
-                        yield Delta(text=text)
+                    calls = _plain(getattr(choice.delta, "tool_calls", None))
+                    logprobs = _plain(getattr(choice, "logprobs", None))
+                    if text or calls or logprobs:
+                        yield Delta(text=text or "", tool_calls=calls, logprobs=logprobs)
         except (BackendRequestError, BackendUnavailable):
             raise
         except Exception as exc:

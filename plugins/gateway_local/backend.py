@@ -10,9 +10,11 @@ free of module-level torch imports so that registering the plugin is cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.contracts import (
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS = 1024
 # The request parameters this backend honours (the gateway's own, and response_format).
 HONOURED = ("max_tokens, temperature, top_p, stop, seed, n=1, stream, stream_options, "
-            "response_format, logprobs, top_logprobs and echo")
+            "response_format, logprobs, top_logprobs, echo, and tools with a named tool_choice")
 
 
 class LocalBackend(BaseBackend):
@@ -76,6 +78,8 @@ class LocalBackend(BaseBackend):
         self.serving = context.serving
         self.threads = 0
         self.default_max_tokens = int(settings.get("default_max_tokens", DEFAULT_MAX_TOKENS))
+        # A Jinja chat template file that replaces the model's own (as vLLM's --chat-template).
+        self.chat_template = settings.get("chat_template")
         self.tokenizer: Any = None
         self.context_length = 0
         self._scheduler: Scheduler | None = None
@@ -118,6 +122,9 @@ class LocalBackend(BaseBackend):
             raise BackendUnavailable(
                 f"cannot load base model {self.base!r} from {self.model_path}: {exc}"
             ) from exc
+        if self.chat_template:
+            tokenizer.chat_template = _read_template(str(self.chat_template), self.base)
+            tokenizer._gateway_template_file = str(self.chat_template)
         model.to(device).eval()
         config = model.config
         self.tokenizer = tokenizer
@@ -164,33 +171,68 @@ class LocalBackend(BaseBackend):
 
     async def _collect(self, request: ChatRequest | CompletionRequest) -> Generation:
         from gateway_local.logprobs import merge
+        from gateway_local.tools import merge_calls
 
         parts: list[str] = []
         last = Delta(text="")
         logprobs: dict[str, Any] | None = None
+        calls: list[dict[str, Any]] | None = None
         async for delta in self.stream(request):
             parts.append(delta.text)
             logprobs = merge(logprobs, delta.logprobs)
+            calls = merge_calls(calls, delta.tool_calls)
             last = delta
         return Generation(
             text="".join(parts),
             finish_reason=last.finish_reason or "stop",
             usage=last.usage or Usage(),
             logprobs=logprobs,
+            tool_calls=calls,
         )
 
     async def stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[Delta]:
-        from gateway_local.serving_batch import Sequence
-        from gateway_local.serving_text import IncrementalDecoder
+        from gateway_local.tools import arguments_format, as_tool_call, forced_function
 
-        scheduler = self._running()
         params = request.params
         if params.extra:
             name = sorted(params.extra)[0]
             raise UnsupportedParameter(
                 name, f"'{name}' is not supported by the local backend (it honours {HONOURED}); "
                 "serve this model on vLLM or a hosted backend for it, or leave it out")
-        matcher = await self._matcher(params.response_format)
+        function = None
+        if isinstance(request, ChatRequest) and params.tools:
+            self._check_renders_tools()
+            function = forced_function(params)
+        deltas = self._generate(request, arguments_format(function) if function
+                                else params.response_format)
+        if function is not None:
+            deltas = as_tool_call(function, deltas)
+        # Closed at once when the client leaves, so its sequence stops costing compute.
+        async with contextlib.aclosing(deltas):
+            async for delta in deltas:
+                yield delta
+
+    def _check_renders_tools(self) -> None:
+        from gateway_local.chat_prompt import renders_tools, template_source
+
+        with self._tokenizer_lock:
+            if renders_tools(self.tokenizer):
+                return
+            source = template_source(self.tokenizer, self.base)
+        raise UnsupportedParameter(
+            "tools", f"{source} does not render tools, so the model would never see them; "
+            "set chat_template in this model's [backends] table to a Jinja template that does "
+            "(as vLLM's --chat-template)")
+
+    async def _generate(self, request: ChatRequest | CompletionRequest,
+                        response_format: dict[str, Any] | None) -> AsyncGenerator[Delta]:
+        from gateway_local.logprobs import shaper_for
+        from gateway_local.serving_batch import Sequence
+        from gateway_local.serving_text import IncrementalDecoder, LockedTokenizer
+
+        scheduler = self._running()
+        params = request.params
+        matcher = await self._matcher(response_format)
         prompt_ids = self._encode(request)
         echo = isinstance(request, CompletionRequest) and params.echo
         max_new = 0 if echo and params.max_tokens == 0 else self._max_new_tokens(
@@ -205,7 +247,7 @@ class LocalBackend(BaseBackend):
                 seq.cancelled = True
 
         target = request.target
-        decoder = _LockedTokenizer(self.tokenizer, self._tokenizer_lock)
+        decoder = LockedTokenizer(self.tokenizer, self._tokenizer_lock)
         seq = Sequence(
             prompt_ids=prompt_ids,
             params=request.params,
@@ -215,7 +257,7 @@ class LocalBackend(BaseBackend):
             adapter_key=_adapter_key(target),
             adapter_path=target.adapter_path,
             matcher=matcher,
-            shape_logprobs=_shaper(request, decoder),
+            shape_logprobs=shaper_for(request, decoder),
         )
         scheduler.submit(seq)
         deadline = loop.time() + self.request_timeout
@@ -251,13 +293,14 @@ class LocalBackend(BaseBackend):
         return None if grammar is None else grammars.matcher(grammar)
 
     def _encode(self, request: ChatRequest | CompletionRequest) -> list[int]:
+        from gateway_local.chat_prompt import render, template_message
+
         with self._tokenizer_lock:
             if isinstance(request, ChatRequest):
-                messages = [_plain_message(m, i) for i, m in enumerate(request.messages)]
+                messages = [template_message(m, i) for i, m in enumerate(request.messages)]
                 try:
-                    text = self.tokenizer.apply_chat_template(
-                        messages, add_generation_prompt=True, tokenize=False
-                    )
+                    text = render(self.tokenizer, messages, request.params.tools,
+                                  generation_prompt=True)
                 except Exception as exc:  # jinja errors, a tokenizer without a template
                     raise BackendRequestError(f"cannot apply the chat template: {exc}") from exc
                 ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -342,49 +385,18 @@ class LocalBackend(BaseBackend):
         }
 
 
-class _LockedTokenizer:
-    """The worker's view of the tokenizer: decode under the shared lock."""
-
-    def __init__(self, tokenizer: Any, lock: threading.Lock) -> None:
-        self._tokenizer = tokenizer
-        self._lock = lock
-
-    def decode(self, ids: list[int], **kwargs: Any) -> str:
-        with self._lock:
-            return str(self._tokenizer.decode(ids, **kwargs))
-
-
-def _shaper(request: ChatRequest | CompletionRequest, decoder: Any) -> Any:
-    """The logprobs shaper for the route, or None when none are asked for."""
-    from gateway_local.logprobs import chat_shaper, completions_shaper
-
-    if request.params.logprobs is None:
-        return None
-    decode = decoder.decode
-    return chat_shaper(decode) if isinstance(request, ChatRequest) else completions_shaper(decode)
-
-
 def _adapter_key(target: ModelTarget) -> str | None:
     if not target.adapter_path:
         return None
     return target.adapter_name or target.adapter_path
 
 
-def _plain_message(message: dict[str, Any], index: int) -> dict[str, Any]:
-    """A message with its content as plain text (OpenAI allows a list of text parts)."""
-    content = message.get("content")
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise BackendRequestError(
-                    f"messages[{index}]: the local backend accepts only text content parts"
-                )
-            texts.append(str(part.get("text", "")))
-        return {**message, "content": "".join(texts)}
-    if content is None:
-        return {**message, "content": ""}
-    return dict(message)
+def _read_template(path: str, base: str) -> str:
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read the chat_template of {base!r} ({path}): "
+                                 f"{exc.strerror or exc}") from exc
 
 
 def _as_set(value: Any) -> set[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gateway.contracts import ChatRequest, CompletionRequest
 from gateway_local.serving_batch import TokenLogprob
 
 Decode = Callable[[list[int]], str]
@@ -61,3 +62,11 @@ def merge(into: dict[str, Any] | None, part: dict[str, Any] | None) -> dict[str,
         if isinstance(value, list):
             into.setdefault(key, []).extend(value)
     return into
+
+
+def shaper_for(request: ChatRequest | CompletionRequest, decoder: Any) -> Any:
+    """The logprobs shaper for the route, or None when none are asked for."""
+    if request.params.logprobs is None:
+        return None
+    decode = decoder.decode
+    return chat_shaper(decode) if isinstance(request, ChatRequest) else completions_shaper(decode)

@@ -9,6 +9,7 @@ still turn into one, so a streamed client never sees part of a stop string.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -93,3 +94,15 @@ class StopMatcher:
                     longest = size
                     break
         return longest
+
+
+class LockedTokenizer:
+    """The worker's view of the tokenizer: decode under the shared lock."""
+
+    def __init__(self, tokenizer: Any, lock: threading.Lock) -> None:
+        self._tokenizer = tokenizer
+        self._lock = lock
+
+    def decode(self, ids: list[int], **kwargs: Any) -> str:
+        with self._lock:
+            return str(self._tokenizer.decode(ids, **kwargs))

@@ -48,6 +48,11 @@ def request_body(request: ChatRequest | CompletionRequest, model: str, stream: b
     logprobs = request.params.logprobs
     if isinstance(request, ChatRequest):
         body["messages"] = request.messages
+        params = request.params
+        for name, value in (("tools", params.tools), ("tool_choice", params.tool_choice),
+                            ("parallel_tool_calls", params.parallel_tool_calls)):
+            if value is not None:
+                body[name] = value
         if logprobs is not None:
             body.update(logprobs=True, top_logprobs=logprobs)
     else:
@@ -73,6 +78,13 @@ def _choice_text(choice: dict[str, Any], chat: bool) -> str:
         part = choice.get("delta") or choice.get("message") or {}
         return str(part.get("content") or "")
     return str(choice.get("text") or "")
+
+
+def _tool_calls(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The tool calls of a chat choice (its message's, or its delta's piece of them)."""
+    part = choice.get("delta") or choice.get("message") or {}
+    calls = part.get("tool_calls") if isinstance(part, dict) else None
+    return list(calls) if isinstance(calls, list) and calls else None
 
 
 def error_message(body: bytes | str) -> str:
@@ -110,6 +122,7 @@ def generation(data: dict[str, Any], chat: bool) -> Generation:
         finish_reason=str(choice.get("finish_reason") or "stop"),
         usage=_usage(data.get("usage")) or Usage(),
         logprobs=choice.get("logprobs"),
+        tool_calls=_tool_calls(choice) if chat else None,
     )
 
 
@@ -137,10 +150,12 @@ async def deltas(lines: AsyncIterator[str], chat: bool) -> AsyncIterator[Delta]:
             text = _choice_text(choice, chat)
             finish = choice.get("finish_reason")
             logprobs = choice.get("logprobs")
+            calls = _tool_calls(choice) if chat else None
             if finish:
-                held = Delta(text=text, finish_reason=str(finish), logprobs=logprobs)
-            elif text or logprobs:
-                yield Delta(text=text, logprobs=logprobs)
+                held = Delta(text=text, finish_reason=str(finish), logprobs=logprobs,
+                             tool_calls=calls)
+            elif text or logprobs or calls:
+                yield Delta(text=text, logprobs=logprobs, tool_calls=calls)
         if usage is not None and held is not None:
             held.usage = usage
     if held is None:

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import TokenCounter
+from gateway.data_tools import calls_problems, tools_problems
 from gateway.errors import GatewayError, ValidationError
 
-ROLES = ("system", "user", "assistant")
-UNSUPPORTED_ROLES = ("tool", "function")
-MESSAGE_KEYS = {"role", "content", "name", "weight"}
-UNSUPPORTED_MESSAGE_KEYS = ("tool_calls", "function_call")
-UNSUPPORTED_EXAMPLE_KEYS = ("tools", "functions")
+ROLES = ("system", "user", "assistant", "tool")
+MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "tool_call_id"}
 
 Problem = tuple[int | None, str]
 
@@ -104,15 +102,19 @@ def _message_errors(index: int, message: Any) -> list[str]:
         return [f"{where}: expected an object, got {type(message).__name__}"]
     errors: list[str] = []
     role = message.get("role")
-    if role in UNSUPPORTED_ROLES:
-        errors.append(f"{where}: role {role!r} is unsupported (no tool or function messages)")
+    if role == "function" or "function_call" in message:
+        errors.append(f"{where}: function messages and 'function_call' are deprecated; use "
+                      "'tool_calls' and role 'tool'")
     elif role not in ROLES:
         errors.append(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
-    for key in UNSUPPORTED_MESSAGE_KEYS:
-        if key in message:
-            errors.append(f"{where}: {key!r} is unsupported (no tool or function calls)")
+    if "tool_calls" in message and role != "assistant":
+        errors.append(f"{where}: only assistant messages carry 'tool_calls'")
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        errors.append(f"{where}: a tool message needs the 'tool_call_id' it answers")
     content = message.get("content")
-    if not isinstance(content, str) and not any(k in message for k in UNSUPPORTED_MESSAGE_KEYS):
+    # An assistant message that calls tools may have no content.
+    calls_only = role == "assistant" and "tool_calls" in message and content is None
+    if not isinstance(content, str) and not calls_only and "function_call" not in message:
         shown = "nothing" if "content" not in message else type(content).__name__
         errors.append(f"{where}: content must be a string, got {shown}")
     if "weight" in message:
@@ -128,7 +130,6 @@ def example_problems(example: Any) -> tuple[list[str], list[str]]:
     """Errors and warnings of one parsed example (without line numbers)."""
     if not isinstance(example, dict):
         return [f"expected a JSON object, got {type(example).__name__}"], []
-    errors: list[str] = []
     warnings: list[str] = []
     messages = example.get("messages")
     if "messages" not in example:
@@ -137,15 +138,27 @@ def example_problems(example: Any) -> tuple[list[str], list[str]]:
         return [f"'messages' must be a list, got {type(messages).__name__}"], []
     if not messages:
         return ["'messages' is empty"], []
-    for key in UNSUPPORTED_EXAMPLE_KEYS:
-        if key in example:
-            errors.append(f"{key!r} is unsupported (no tool or function calling)")
+    errors, names = tools_problems(example)
+    errors_in_tools = bool(errors)
+    parallel = example.get("parallel_tool_calls", True) is not False
+    calls: set[str] = set()
     for index, message in enumerate(messages):
         errors.extend(_message_errors(index, message))
-        if isinstance(message, dict):
-            extra = sorted(set(message) - MESSAGE_KEYS - set(UNSUPPORTED_MESSAGE_KEYS))
-            if extra:
-                warnings.append(f"messages[{index}]: unknown keys ignored: {', '.join(extra)}")
+        if not isinstance(message, dict):
+            continue
+        extra = sorted(set(message) - MESSAGE_KEYS - {"function_call"})
+        if extra:
+            warnings.append(f"messages[{index}]: unknown keys ignored: {', '.join(extra)}")
+        if message.get("role") == "assistant" and "tool_calls" in message:
+            call_errors, ids = calls_problems(f"messages[{index}]", message["tool_calls"],
+                                              None if errors_in_tools else names,
+                                              "tools" in example, parallel)
+            errors.extend(call_errors)
+            calls.update(ids)
+        elif message.get("role") == "tool" and isinstance(message.get("tool_call_id"), str) \
+                and message["tool_call_id"] not in calls:
+            errors.append(f"messages[{index}]: tool_call_id {message['tool_call_id']!r} answers no "
+                          "earlier tool call")
     assistants = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
     if not assistants:
         errors.append("no assistant message: an example needs at least one to learn from")
@@ -190,7 +203,7 @@ def validate_chat_file(
     report = DataReport(path=Path(path))
     digest = hashlib.sha256()
     seen: dict[str, int] = {}
-    valid: list[tuple[int, list[dict[str, Any]]]] = []
+    valid: list[tuple[int, dict[str, Any]]] = []
     for number, raw in _open_lines(path):
         digest.update(raw)
         if not raw.strip():
@@ -210,7 +223,7 @@ def validate_chat_file(
             report.warnings.append((number, f"duplicate of line {seen[key]}"))
         else:
             seen[key] = number
-        valid.append((number, value["messages"]))
+        valid.append((number, value))
     report.sha256 = digest.hexdigest()
 
     if report.examples == 0:
@@ -220,12 +233,16 @@ def validate_chat_file(
             (None, f"the file has {report.examples} examples; at least {min_examples} are required")
         )
 
-    report.char_stats = summarize([sum(len(m["content"]) for m in msgs) for _, msgs in valid])
+    report.char_stats = summarize([sum(len(m.get("content") or "") for m in example["messages"])
+                                   for _, example in valid])
     if tokenizer is not None:
         report.max_tokens = max_tokens or tokenizer.context_length
         counts: list[int] = []
-        for number, msgs in valid:
-            tokens = tokenizer.count(msgs)
+        for number, example in valid:
+            tools = example.get("tools")
+            # Counters written before tools take messages only.
+            tokens = tokenizer.count(example["messages"], tools) if tools else \
+                tokenizer.count(example["messages"])
             counts.append(tokens)
             if report.max_tokens is not None and tokens > report.max_tokens:
                 report.too_long.append(number)

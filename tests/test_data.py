@@ -69,12 +69,12 @@ def test_every_error_with_its_line(broken_file: Path) -> None:
     assert report.errors == [
         (3, "invalid JSON: Expecting ',' delimiter (column 48)"),
         (5, "no assistant message: an example needs at least one to learn from"),
-        (6, "messages[1]: role 'tool' is unsupported (no tool or function messages)"),
+        (6, "messages[1]: a tool message needs the 'tool_call_id' it answers"),
         (7, "messages[0]: weight is only allowed on assistant messages"),
         (7, "messages[1]: weight must be 0 or 1, got 0.5"),
         (8, "messages[0]: content must be a string, got int"),
         (9, "expected a JSON object, got list"),
-        (10, "messages[0]: role 'bot' is not one of system, user, assistant"),
+        (10, "messages[0]: role 'bot' is not one of system, user, assistant, tool"),
         (11, "missing the 'messages' list"),
     ]
     assert report.warnings == [(12, "duplicate of line 1")]
@@ -111,22 +111,65 @@ def test_too_few_examples_and_empty_file(tmp_path: Path) -> None:
         validate_chat_file(tmp_path / "missing.jsonl")
 
 
-def test_unsupported_tool_calls_and_bad_utf8(tmp_path: Path) -> None:
-    call = {
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def tool_example(arguments: str = '{"city": "Oslo"}', **changes: Any) -> dict[str, Any]:
+    """An example that calls a tool, reads its answer and replies (OpenAI's fine-tuning shape)."""
+    example: dict[str, Any] = {
         "messages": [
-            {"role": "user", "content": "weather?"},
-            {"role": "assistant", "tool_calls": [{"id": "1"}]},
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "3 degrees"},
+            {"role": "assistant", "content": "It is 3 degrees in Oslo."},
         ],
-        "tools": [],
+        "tools": [WEATHER_TOOL],
     }
-    path = tmp_path / "tools.jsonl"
-    path.write_bytes(b"\n".join([json.dumps(call).encode(), b'{"messages": "\xff"}']) + b"\n")
+    example.update(changes)
+    return example
+
+
+def test_tool_calling_examples_are_checked_as_openai_does(tmp_path: Path) -> None:
+    good = tool_example()
+    two_calls = tool_example(parallel_tool_calls=False)
+    two_calls["messages"][1]["tool_calls"] *= 2
+    unknown = tool_example()
+    unknown["messages"][1]["tool_calls"][0]["function"]["name"] = "get_time"
+    orphan = tool_example()
+    orphan["messages"][2]["tool_call_id"] = "call_9"
+    lines: list[Any] = [
+        good,                                                   # 1: fine
+        tool_example(arguments='{"city": '),                    # 2: arguments not JSON
+        tool_example(arguments='["Oslo"]'),                     # 3: arguments not an object
+        {**tool_example(), "tools": []},                        # 4: empty tools
+        {"messages": tool_example()["messages"]},               # 5: calls, but no tools
+        two_calls,                                              # 6: two calls, parallel off
+        unknown,                                                # 7: a function not in tools
+        orphan,                                                 # 8: a result of no call
+        {**tool_example(), "functions": [{"name": "f"}]},       # 9: the deprecated form
+        {"messages": [{"role": "user", "content": "x"},         # 10: tool_calls on a user turn
+                      {"role": "user", "content": "y", "tool_calls": []},
+                      {"role": "assistant", "content": "z"}], "tools": [WEATHER_TOOL]},
+    ]
+    path = write_lines(tmp_path / "tools.jsonl", lines)
+    path.write_bytes(path.read_bytes() + b'{"messages": "\xff"}\n')
     report = validate_chat_file(path, min_examples=1)
     assert report.errors == [
-        (1, "'tools' is unsupported (no tool or function calling)"),
-        (1, "messages[1]: 'tool_calls' is unsupported (no tool or function calls)"),
-        (2, "not valid UTF-8 (invalid start byte at byte 14)"),
+        (2, "messages[1].tool_calls[0].function.arguments: not valid JSON (Expecting value)"),
+        (3, "messages[1].tool_calls[0].function.arguments: expected a JSON object"),
+        (4, "'tools' must be a non-empty list of function definitions"),
+        (5, "messages[1].tool_calls: the example has no 'tools' to call"),
+        (6, "messages[1].tool_calls: 2 calls, but parallel_tool_calls is false"),
+        (7, "messages[1].tool_calls[0].function.name: 'get_time' is not one of the example's tools"),
+        (8, "messages[2]: tool_call_id 'call_9' answers no earlier tool call"),
+        (9, "'functions' is deprecated; give function definitions as 'tools'"),
+        (10, "messages[1]: only assistant messages carry 'tool_calls'"),
+        (11, "not valid UTF-8 (invalid start byte at byte 14)"),
     ]
+    assert report.warnings == []
 
 
 def test_iter_examples(broken_file: Path, tmp_path: Path) -> None:

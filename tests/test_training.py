@@ -150,3 +150,68 @@ def test_training_lowers_loss_and_adapter_loads_with_plain_peft(
         tuned = PeftModel.from_pretrained(base, str(adapter))
         after = tuned(ids).logits
     assert not torch.allclose(before, after)
+
+
+def write_tool_file(path: Path, count: int = 12) -> Path:
+    from test_data import tool_example
+
+    cities = ["Oslo", "Lima", "Paris", "Quito"]
+    with path.open("w") as fh:
+        for i in range(count):
+            city = cities[i % len(cities)]
+            example = tool_example(arguments=json.dumps({"city": city}))
+            example["messages"][0]["content"] = f"Weather in {city}?"
+            fh.write(json.dumps(example) + "\n")
+    return path
+
+
+def tool_model(tiny_model_dir: Path, folder: Path) -> Path:
+    """The tiny model with a chat template that renders tools."""
+    import shutil
+
+    from tool_template import write_tool_template
+
+    shutil.copytree(tiny_model_dir, folder)
+    write_tool_template(folder / "chat_template.jinja")
+    return folder
+
+
+def test_tool_calls_carry_loss_when_the_template_renders_tools(tokenizer: Any, tmp_path: Path,
+                                                               tiny_model_dir: Path) -> None:
+    from gateway_local.training_data import IGNORE, load_dataset, tokenize_example
+    from test_data import WEATHER_TOOL, tool_example
+    from tool_template import TEMPLATE
+    from transformers import AutoTokenizer
+
+    from gateway.errors import GatewayError
+
+    data = write_tool_file(tmp_path / "tools.jsonl")
+    # SmolLM2's template ignores tools: training on them is refused, naming the template.
+    with pytest.raises(GatewayError, match=r"line 1: the example has tools, but the chat template of "
+                       r".*tiny-llama-v1 does not render them"):
+        load_dataset(tokenizer, data, 512)
+    tools = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    tools.chat_template = TEMPLATE
+    example = tokenize_example(tools, tool_example()["messages"], [WEATHER_TOOL])
+    labelled = tools.decode([t for t, label in zip(example.input_ids, example.labels, strict=True)
+                             if label != IGNORE])
+    # The call and the final answer are learned; the tool's result and the tools list are not.
+    assert labelled == ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n'
+                        "</tool_call><|im_end|>It is 3 degrees in Oslo.<|im_end|>")
+    assert "get_weather" in tools.decode(example.input_ids[:60])
+    assert len(load_dataset(tools, data, 512).examples) == 12
+
+
+def test_a_tool_calling_file_trains_on_a_base_whose_template_renders_tools(
+    gateway_home: Path, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    config = load_config()
+    store = Store(config.db_path)
+    add_base_model(store, BaseModel(name="tiny-tools", source="path",
+                                    path=str(tool_model(tiny_model_dir, tmp_path / "tiny-tools"))))
+    job = create_job(config, store, trainer="local", base="tiny-tools", suffix="caller",
+                     training_file=write_tool_file(tmp_path / "tools.jsonl"),
+                     hyperparameters={"max_steps": 4, "batch_size": 4})
+    job = run_job(config, store, job.id)
+    assert job.status == "succeeded", job.error
+    assert get_version(store, "caller@v1").artifact_uri

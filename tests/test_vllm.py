@@ -27,6 +27,7 @@ import pytest
 from gateway_vllm import protocol
 from gateway_vllm.adapters import check_adapter, rank_limit
 from servers import gateway_server
+from tool_template import write_tool_template
 
 from gateway.contracts import (
     BackendRequestError,
@@ -189,6 +190,7 @@ def served(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     home, roots = tmp / "home", tmp / "home" / "roots"
     roots.mkdir(parents=True)
     trained_dir = train_adapter(smollm2_dir, tmp / "train")
+    template = write_tool_template(tmp / "hermes.jinja")
     adapters = {
         "trained": trained_dir,
         "second": peft_adapter(smollm2_dir, roots / "second", rank=8, seed=2),
@@ -200,7 +202,10 @@ def served(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "[server]\nlog_flush_interval = 0.2\n"
         f'[backends."{BASE}"]\nbackend = "vllm"\npython = {json.dumps(VLLM_PYTHON)}\n'
         # float32 on both sides, so the parity test compares adapter maths, not bf16 rounding.
-        'args = ["--max-model-len", "2048", "--dtype", "float32"]\nstartup_timeout = 600\n'
+        # The tools-capable template renders as SmolLM2's own when a request has no tools.
+        f'args = ["--max-model-len", "2048", "--dtype", "float32", "--chat-template", '
+        f'{json.dumps(str(template))}, "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]\n'
+        "startup_timeout = 600\n"
     )
     store = Store(home / "gateway.duckdb")
     add_base_model(store, BaseModel(name=BASE, source="path", path=str(smollm2_dir)))
@@ -284,6 +289,35 @@ def test_structured_outputs_and_vllm_parameters_pass_through(served: Served) -> 
     assert [e.token for e in streamed] == [e.token for e in content]
     echo = client.completions.create(model=BASE, prompt="The sky is", max_tokens=0, echo=True, logprobs=1)
     assert echo.choices[0].text == "The sky is" and echo.choices[0].logprobs.token_logprobs[0] is None
+
+
+@needs_vllm
+def test_tools_and_batched_prompts_pass_through(served: Served) -> None:
+    from test_tools import ASK, FORCE_WEATHER, ROUND_TRIP, TOOLS, check_weather_call, streamed_call
+
+    client = served.client()
+    # A named function: vLLM decodes its arguments under the schema and answers tool_calls.
+    reply = client.chat.completions.create(model="support", messages=ASK, tools=TOOLS, max_tokens=60,
+                                           temperature=0, tool_choice=FORCE_WEATHER)
+    check_weather_call(reply.choices[0].message.tool_calls)
+    stream = client.chat.completions.create(model=BASE, messages=ASK, tools=TOOLS, max_tokens=60,
+                                            temperature=0, tool_choice=FORCE_WEATHER, stream=True)
+    call, _ = streamed_call(stream)
+    check_weather_call([call])
+    # "auto" reaches vLLM's hermes parser; a tool result in the request reaches the prompt.
+    auto = client.chat.completions.create(model=BASE, messages=ROUND_TRIP, tools=TOOLS, max_tokens=8,
+                                          temperature=0, parallel_tool_calls=False)
+    plain = client.chat.completions.create(model=BASE, messages=ROUND_TRIP[-1:], max_tokens=8, temperature=0)
+    assert auto.usage.prompt_tokens - plain.usage.prompt_tokens > 30
+    # A batch of prompts, as text and as token ids: one choice each, in order.
+    texts = client.completions.create(model=BASE, prompt=["The sky is", "Two plus two is"],
+                                      max_tokens=4, temperature=0)
+    assert [c.index for c in texts.choices] == [0, 1]
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(served.base_dir)(["The sky is", "Two plus two is"])["input_ids"]
+    by_ids = client.completions.create(model=BASE, prompt=ids, max_tokens=4, temperature=0)
+    assert [c.text for c in by_ids.choices] == [c.text for c in texts.choices]
 
 
 @needs_vllm

@@ -19,8 +19,9 @@ SUMMARY_COLUMNS = ["run_id", "model", "scorer", "n", "mean", "ci_low", "ci_high"
 @click.option("--model", "-m", "models", multiple=True, required=True,
               help="Model to evaluate: id, name@vN, alias or base name. Repeat for several.")
 @click.option("--prompt", "-p", "prompts", multiple=True,
-              help="Prompt variant: none, system:TEXT, system:@FILE, fewshot:K. Repeatable; "
-                   "every variant runs on every model.")
+              help="Prompt variant: none, system:TEXT, system:@FILE, fewshot:K, schema (decode "
+                   "under the eval set's JSON schema). Repeatable; every variant runs on every "
+                   "model.")
 @click.option("--endpoint", help="Send requests to this OpenAI-compatible server instead "
                                  "(e.g. http://127.0.0.1:8000/v1).")
 @click.option("--api-key", help="API key for --endpoint (default: $GATEWAY_API_KEY). Never stored.")

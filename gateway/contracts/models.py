@@ -63,4 +63,5 @@ class TokenCounter(Protocol):
 
     context_length: int | None
 
-    def count(self, messages: Sequence[dict[str, Any]]) -> int: ...
+    def count(self, messages: Sequence[dict[str, Any]],
+              tools: Sequence[dict[str, Any]] | None = None) -> int: ...

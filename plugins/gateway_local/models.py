@@ -84,11 +84,15 @@ class ChatTemplateCounter:
         self.tokenizer = tokenizer
         self.context_length = context_length
 
-    def count(self, messages: Sequence[dict[str, Any]]) -> int:
-        # Only role and content reach the template; `weight` is training metadata.
-        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-        ids = self.tokenizer.apply_chat_template(plain, tokenize=True, return_dict=False)
-        return len(ids)
+    def count(self, messages: Sequence[dict[str, Any]],
+              tools: Sequence[dict[str, Any]] | None = None) -> int:
+        from gateway_local.chat_prompt import render, template_message
+
+        # `weight` is training metadata; it never reaches the template.
+        plain = [template_message({k: v for k, v in m.items() if k != "weight"}, i)
+                 for i, m in enumerate(messages)]
+        text = render(self.tokenizer, plain, list(tools) if tools else None)
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
 
 def _context_length(model_path: str, tokenizer: Any) -> int | None:

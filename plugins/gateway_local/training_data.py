@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.contracts import GatewayError
+from gateway_local.chat_prompt import render, renders_tools, template_message, template_source
 
 IGNORE = -100
 
@@ -32,23 +33,22 @@ class Example:
         return len(self.input_ids)
 
 
-def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str:
-    text = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation_prompt
-    )
-    return str(text)
-
-
-def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, Any]],
+                    tools: list[dict[str, Any]] | None = None) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans that carry loss."""
-    clean = [{k: v for k, v in m.items() if k != "weight"} for m in messages]
-    full = _render(tokenizer, clean)
+    clean = [template_message({k: v for k, v in m.items() if k != "weight"}, i)
+             for i, m in enumerate(messages)]
+
+    def _render(turns: list[dict[str, Any]], generation_prompt: bool = False) -> str:
+        return render(tokenizer, turns, tools, generation_prompt)
+
+    full = _render(clean)
     spans: list[tuple[int, int]] = []
     for i, message in enumerate(messages):
         if message.get("role") != "assistant" or message.get("weight", 1) == 0:
             continue
-        prefix = _render(tokenizer, clean[:i], generation_prompt=True) if i else ""
-        upto = _render(tokenizer, clean[: i + 1])
+        prefix = _render(clean[:i], generation_prompt=True) if i else ""
+        upto = _render(clean[: i + 1])
         if not upto.startswith(prefix) or not full.startswith(upto):
             raise GatewayError(
                 "the tokenizer's chat template does not render conversations turn by turn "
@@ -62,9 +62,10 @@ def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> tuple
     return full, spans
 
 
-def tokenize_example(tokenizer: Any, messages: Sequence[dict[str, Any]]) -> Example:
+def tokenize_example(tokenizer: Any, messages: Sequence[dict[str, Any]],
+                     tools: list[dict[str, Any]] | None = None) -> Example:
     """Token ids of the chat-templated conversation, labels on assistant tokens only."""
-    full, spans = assistant_spans(tokenizer, messages)
+    full, spans = assistant_spans(tokenizer, messages, tools)
     if not getattr(tokenizer, "is_fast", False):
         raise GatewayError("the local trainer needs a fast tokenizer (tokenizer.json)")
     encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -91,8 +92,15 @@ def load_dataset(tokenizer: Any, path: Path, max_seq_len: int) -> Dataset:
     from gateway.data import iter_examples
 
     data = Dataset(examples=[])
-    for _line, example in iter_examples(path):
-        item = tokenize_example(tokenizer, example["messages"])
+    for line, example in iter_examples(path):
+        tools = example.get("tools")
+        if tools and not renders_tools(tokenizer):
+            raise GatewayError(
+                f"{path}: line {line}: the example has tools, but "
+                f"{template_source(tokenizer, str(tokenizer.name_or_path))} does not render them, "
+                "so the model could not learn to call them; train a base whose chat template "
+                "renders tools, or leave the tools out")
+        item = tokenize_example(tokenizer, example["messages"], tools)
         if len(item) > max_seq_len:
             data.truncated += 1
             item = Example(item.input_ids[:max_seq_len], item.labels[:max_seq_len],

@@ -12,7 +12,9 @@
 #   scripts/compare_formats.sh [WORKDIR]      (default: ./compare-formats)
 #
 # SMOLLM2_PATH=folder reuses a converted SmolLM2-135M-Instruct instead of pulling it.
-# STEPS (default 60) and LIMIT (default: every sample) make a shorter run.
+# STEPS (default 60), BATCH (rows per step, default 8) and LIMIT (default: every sample)
+# make a shorter run: each step of 8 rows (about 3,500 tokens) took 28 s in float32 on
+# 2 AVX2 cores.
 set -euo pipefail
 
 work="$(mkdir -p "${1:-compare-formats}" && cd "${1:-compare-formats}" && pwd)"
@@ -23,9 +25,9 @@ base=smollm2-135m
 if [ -n "${SMOLLM2_PATH:-}" ]; then gateway models add --path "$SMOLLM2_PATH" --name "$base" --replace
 else gateway models pull "$base"; fi
 
-# 8 rows a step at learning rate 2e-3, the demo's recipe, for STEPS steps.
+# The demo's recipe: 8 rows a step at learning rate 2e-3, for STEPS steps.
 time gateway train --base "$base" --data "$data" --suffix json-ft \
-  --max-steps "${STEPS:-60}" --batch-size 8 --learning-rate 2e-3
+  --max-steps "${STEPS:-60}" --batch-size "${BATCH:-8}" --learning-rate 2e-3
 
 # Models outer, prompts inner: base, base + schema, fine-tune, fine-tune + schema.
 time gateway eval json-extraction -m "$base" -m json-ft -p none -p schema ${LIMIT:+--limit "$LIMIT"} \

@@ -192,3 +192,18 @@ def test_what_cannot_be_honoured_is_refused_by_name(served: Served, model: str, 
         served.client().chat.completions.create(model=model, max_tokens=4,
                                                 **{"messages": ASK, **body})
     assert info.value.param == param and says in info.value.message, info.value.message
+
+
+def test_hosted_logprobs_and_echo_reach_the_provider(served: Served) -> None:
+    # Not tools, but the same two processes: A's hosted backend asks B through litellm.
+    client = served.client(hosted=True)
+    text = client.completions.create(model="b-tools", prompt="The sky is", max_tokens=2, logprobs=2,
+                                     echo=True)
+    choice = text.choices[0]
+    assert choice.text.startswith("The sky is")
+    assert choice.logprobs is not None and choice.logprobs.token_logprobs[0] is None
+    assert len(choice.logprobs.top_logprobs[-1]) == 2
+    chat = client.chat.completions.create(model="b-tools", messages=ASK, max_tokens=3, logprobs=True,
+                                          top_logprobs=2)
+    content = chat.choices[0].logprobs.content
+    assert len(content) == 3 and all(len(entry.top_logprobs) == 2 for entry in content)

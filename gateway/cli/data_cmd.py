@@ -73,7 +73,7 @@ def print_report(report: DataReport, base: str | None) -> None:
 
 @click.group()
 def data() -> None:
-    """Training data: validation and statistics."""
+    """Training data: validation, statistics and data-quality checks."""
 
 
 @data.command("validate")
@@ -103,6 +103,44 @@ def validate(
         print_report(report, base)
     if not report.ok:
         raise ValidationError(f"{file} has {len(report.errors)} errors", report.errors)
+
+
+@data.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--evalset", help="Also look for this eval set's inputs in the file (contamination) "
+                                "and score each answer with its scorers.")
+@click.option("--near", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+              show_default=True, help="Jaccard similarity of character 5-grams that counts as near.")
+@object_format_option
+def check(file: Path, evalset: str | None, near: float, fmt: str, legacy_json: bool) -> None:
+    """Look for data that would make a model consistently wrong: exact and near
+    duplicates, identical inputs with conflicting answers, unbalanced labels,
+    and, with --evalset, eval inputs in the training file and answers the eval
+    set's scorers would fail.
+
+    Exits 1 on conflicts or contamination (with their line numbers), 0 otherwise
+    (warnings included).
+    """
+    from gateway.data_check import check_file
+    from gateway.errors import ValidationError
+    from gateway.evaluation.evalset import load_evalset
+
+    report = check_file(file, load_evalset(evalset) if evalset else None, near=near)
+    if wants_json(fmt, legacy_json):
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(f"{report.path}: {report.examples} examples")
+        if report.labels:
+            click.echo("labels: " + ", ".join(f"{k} {v}" for k, v in report.labels.items()))
+        for finding in report.findings:
+            mark = click.style("error", fg="red") if finding.error else "warning"
+            click.echo(f"  {mark} [{finding.kind}] {finding.message}")
+        if report.ok:
+            click.secho(f"OK: no conflicts or contamination ({len(report.findings)} warnings)",
+                        fg="green")
+    if not report.ok:
+        errors = [(f.lines[0] if f.lines else None, f.message) for f in report.findings if f.error]
+        raise ValidationError(f"{file} has {len(errors)} conflicts or contaminated examples", errors)
 
 
 commands = [data]

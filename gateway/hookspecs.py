@@ -17,7 +17,15 @@ if TYPE_CHECKING:
 
     import click
 
-    from gateway.contracts import Backend, Evaluator, ModelInfo, ModelVersion, TokenCounter, Trainer
+    from gateway.contracts import (
+        Backend,
+        Evaluator,
+        ModelInfo,
+        ModelVersion,
+        Retriever,
+        TokenCounter,
+        Trainer,
+    )
 
 hookspec = pluggy.HookspecMarker("gateway")
 hookimpl = pluggy.HookimplMarker("gateway")
@@ -53,6 +61,19 @@ def register_evaluators(register: Callable[[type[Evaluator]], None]) -> None:
     Call `register(EvaluatorClass)` once per evaluator. An eval set names it
     under `scorers:` and its options become the constructor's keyword
     arguments.
+    """
+
+
+@hookspec
+def register_retrievers(register: Callable[[type[Retriever]], None]) -> None:
+    """Register retrievers, the search behind the `retrieve:K` prompt variant.
+
+    Call `register(RetrieverClass)` once per retriever. The class has a
+    unique `name` (what `retriever:` in evalset.yaml or `--retriever` picks)
+    and is built with the eval set's `retriever_options:` as keyword
+    arguments. Subclass BaseRetriever; implement `index` (build or load the
+    index in the folder given, which the host keys by the corpus hash) and
+    `search`. Keep heavy imports inside those methods.
     """
 
 

@@ -27,6 +27,7 @@ from gateway.contracts import (
     CostEstimate,
     Evaluator,
     ModelVersion,
+    Retriever,
     Trainer,
     TrainingSpec,
 )
@@ -176,6 +177,7 @@ def _kinds_of(pm: pluggy.PluginManager, plugin: object) -> dict[str, list[str]]:
         ("trainer", "register_trainers"),
         ("backend", "register_backends"),
         ("evaluator", "register_evaluators"),
+        ("retriever", "register_retrievers"),
     ):
         impl = getattr(plugin, hook_name, None)
         if impl is None:
@@ -204,12 +206,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "backend": ("start", "close", "chat", "complete", "stream", "load_adapter",
                 "unload_adapter", "health"),
     "evaluator": ("corpus_level", "needs_chat", "needs_evalset_dir", "score", "score_corpus"),
+    "retriever": ("fingerprint", "index", "search"),
 }
-BASES = {"trainer": "BaseTrainer", "backend": "BaseBackend", "evaluator": "PerSampleEvaluator"}
+BASES = {"trainer": "BaseTrainer", "backend": "BaseBackend", "evaluator": "PerSampleEvaluator",
+         "retriever": "BaseRetriever"}
 HOOKS: dict[str, Callable[[pluggy.PluginManager], Any]] = {
     "trainer": lambda pm: pm.hook.register_trainers,
     "backend": lambda pm: pm.hook.register_backends,
     "evaluator": lambda pm: pm.hook.register_evaluators,
+    "retriever": lambda pm: pm.hook.register_retrievers,
 }
 
 
@@ -273,6 +278,11 @@ def evaluators() -> dict[str, type[Evaluator]]:
     return _registered("evaluator")
 
 
+def retrievers() -> dict[str, type[Retriever]]:
+    """Registered retriever classes by name."""
+    return _registered("retriever")
+
+
 def _unavailable_hint(kind: str, name: str) -> str:
     hints = [
         f"{i.name} ({i.reason}; install finetune-gateway[{i.extra}])"
@@ -328,6 +338,10 @@ def get_backend_class(name: str) -> type[Backend]:
 
 def get_evaluator_class(name: str) -> type[Evaluator]:
     return _lookup("evaluator", evaluators(), name)
+
+
+def get_retriever_class(name: str) -> type[Retriever]:
+    return _lookup("retriever", retrievers(), name)
 
 
 # ---------------------------------------------------------------- event hooks

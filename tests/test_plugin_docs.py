@@ -32,7 +32,7 @@ def test_the_page_has_the_three_kinds_and_its_table_lists_every_capability() -> 
     assert len(blocks) >= 5
     text = DOC.read_text(encoding="utf-8")
     for member in ("resolve_hyperparameters", "load_adapter", "health", "needs_chat",
-                   "needs_evalset_dir", "corpus_level", "score_corpus", "retry_after", "version"):
+                   "needs_evalset_dir", "corpus_level", "score_corpus", "retry_after", "version", "fingerprint", "search"):
         assert f"`{member}" in text, member
 
 
@@ -59,6 +59,15 @@ def test_the_documented_plugin_works_through_the_host(
     assert scorer.score_corpus([Sample("1", [], None, "Dear"), Sample("2", [], None, "Hi")]).value == 0.5
     with pytest.raises(Exception, match="unknown option 'prefx'"):
         cls(prefx="x")
+
+    # The retriever, found by name and searched after indexing.
+    from gateway.contracts import Passage
+    from gateway.plugins import get_retriever_class
+
+    retriever = get_retriever_class("word-overlap")()
+    retriever.index([Passage("a#0", "fees are low"), Passage("b#0", "returns take 9 days")],
+                    tmp_path / "index")
+    assert [h.id for h in retriever.search(["how many days for returns"], 2)[0]] == ["b#0"]
 
     # The backend, built by the router with the user's settings and a context.
     (gateway_home / "config.toml").write_text('[backends."loud"]\nbackend = "shout"\nsuffix = "!!"\n')

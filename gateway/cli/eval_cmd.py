@@ -20,8 +20,12 @@ SUMMARY_COLUMNS = ["run_id", "model", "scorer", "n", "mean", "ci_low", "ci_high"
               help="Model to evaluate: id, name@vN, alias or base name. Repeat for several.")
 @click.option("--prompt", "-p", "prompts", multiple=True,
               help="Prompt variant: none, system:TEXT, system:@FILE, fewshot:K, schema (decode "
-                   "under the eval set's JSON schema). Repeatable; every variant runs on every "
-                   "model.")
+                   "under the eval set's JSON schema), retrieve:K (the top K passages of the "
+                   "corpus in the question); join parts with + (fewshot:3+retrieve:4). "
+                   "Repeatable; every variant runs on every model.")
+@click.option("--corpus", type=click.Path(exists=True),
+              help="Corpus for retrieve:K: a folder of .txt/.md files or a JSONL of {id, text} "
+                   "(default: the eval set's `corpus:`).")
 @click.option("--endpoint", help="Send requests to this OpenAI-compatible server instead "
                                  "(e.g. http://127.0.0.1:8000/v1).")
 @click.option("--api-key", help="API key for --endpoint (default: $GATEWAY_API_KEY). Never stored.")
@@ -34,7 +38,7 @@ SUMMARY_COLUMNS = ["run_id", "model", "scorer", "n", "mean", "ci_low", "ci_high"
 @format_option
 @pass_app
 def eval_command(app: AppContext, evalset: str, models: tuple[str, ...], prompts: tuple[str, ...],
-                 endpoint: str | None, api_key: str | None, concurrency: int, limit: int | None,
+                 corpus: str | None, endpoint: str | None, api_key: str | None, concurrency: int, limit: int | None,
                  no_cache: bool, no_resume: bool, quiet: bool, fmt: str) -> None:
     """Run the eval set EVALSET (a name or a path) on one or more models.
 
@@ -47,10 +51,11 @@ def eval_command(app: AppContext, evalset: str, models: tuple[str, ...], prompts
     Examples:
       gateway eval support-tickets --model smollm2-135m --model support@v2
       gateway eval support-tickets -m support@prod -p none -p fewshot:5
+      gateway eval policy-knowledge -m smollm2-135m -p retrieve:4 -p fewshot:3+retrieve:4
     """
     from gateway.evaluation.evalset import load_evalset
     from gateway.evaluation.runner import run_evals_sync
-    from gateway.evaluation.runs import run_details, scorer_summary
+    from gateway.evaluation.runs import recall_line, run_details, scorer_summary
 
     loaded = load_evalset(evalset)
     specs = [(model, prompt) for model in models for prompt in prompts or (None,)]
@@ -58,7 +63,7 @@ def eval_command(app: AppContext, evalset: str, models: tuple[str, ...], prompts
         run_ids = run_evals_sync(
             app.config, app.store, loaded, specs, endpoint=endpoint, api_key=api_key,
             concurrency=concurrency, progress=not quiet, resume=not no_resume, limit=limit,
-            cache=not no_cache,
+            cache=not no_cache, corpus=corpus,
         )
     except KeyboardInterrupt:
         click.echo("Interrupted. Run the same command again to resume.", err=True)
@@ -70,7 +75,8 @@ def eval_command(app: AppContext, evalset: str, models: tuple[str, ...], prompts
         scores = scorer_summary(app.store, run_id)
         runs.append({"run_id": run_id, "model": details["name"], "status": details["status"],
                      "samples": details["done"], "errors": details["errors"],
-                     "cached": details["cached"], "scores": scores})
+                     "cached": details["cached"], "scores": scores,
+                     "retrieval_recall": details["retrieval_recall"], "recall": recall_line(details)})
         rows += [{"run_id": run_id, "model": details["name"], **s} for s in scores]
     if fmt == "json":
         click.echo(json.dumps(runs, indent=2, default=str))
@@ -80,7 +86,8 @@ def eval_command(app: AppContext, evalset: str, models: tuple[str, ...], prompts
         click.echo("")
         for run in runs:
             click.echo(f"run {run['run_id']}  {run['model']}  {run['status']}  "
-                       f"{run['samples']} samples, {run['errors']} errors, {run['cached']} cached")
+                       f"{run['samples']} samples, {run['errors']} errors, {run['cached']} cached"
+                       + (f", {run['recall']}" if run["recall"] else ""))
     for run in runs:
         if run["errors"]:
             click.secho(f"warning: {run['errors']} samples of {run['run_id']} failed; "

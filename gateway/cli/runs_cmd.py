@@ -37,7 +37,7 @@ def runs_list(app: AppContext, evalset: str | None, model: str | None, limit: in
 @pass_app
 def runs_show(app: AppContext, run: str, fmt: str) -> None:
     """Show RUN (an id or a unique prefix): settings, environment and per-scorer means."""
-    from gateway.evaluation.runs import run_details, scorer_summary
+    from gateway.evaluation.runs import recall_line, run_details, scorer_summary
 
     details = run_details(app.store, run)
     scores = scorer_summary(app.store, details["id"])
@@ -53,6 +53,9 @@ def runs_show(app: AppContext, run: str, fmt: str) -> None:
         click.echo(f"{'latency (mean):':<17}{details['mean_latency_ms']:.1f} ms")
     click.echo(f"{'tokens:':<17}{details.get('prompt_tokens') or 0} prompt, "
                f"{details.get('completion_tokens') or 0} completion")
+    recall = recall_line(details)
+    if recall:
+        click.echo(f"{'retrieval:':<17}{recall}")
     click.echo(f"{'settings:':<17}{json.dumps(details.get('settings'), default=str)}")
     click.echo(f"{'environment:':<17}{json.dumps(details.get('environment'), default=str)}")
     click.echo("")

@@ -31,6 +31,7 @@ from gateway.contracts.models import (
     ModelVersion,
     TokenCounter,
 )
+from gateway.contracts.retrieval import BaseRetriever, Hit, Passage, Retriever
 from gateway.contracts.serving import (
     Backend,
     BackendContext,
@@ -81,6 +82,7 @@ __all__ = [
     "BackendUnavailable",
     "BaseBackend",
     "BaseModel",
+    "BaseRetriever",
     "BaseTrainer",
     "Capabilities",
     "ChatFunction",
@@ -93,12 +95,15 @@ __all__ = [
     "GatewayError",
     "Generation",
     "GenerationParams",
+    "Hit",
     "JobControl",
     "ModelInfo",
     "ModelTarget",
     "ModelVersion",
     "Options",
+    "Passage",
     "PerSampleEvaluator",
+    "Retriever",
     "Sample",
     "Score",
     "TokenCounter",

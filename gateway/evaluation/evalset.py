@@ -9,6 +9,8 @@ cluster: customer           # optional metadata key for clustered statistics
 generation: {max_tokens: 8, temperature: 0}   # also: top_p, stop, seed, response_format
 schema: schema.json         # optional; the answers' JSON schema (inline, or a .json/.yaml path):
                             # the json scorer checks it, `-p schema` decodes under it
+corpus: corpus              # optional; documents for `-p retrieve:K` (a folder or a JSONL)
+retrieval: {query: last_user}   # optional; see gateway/evaluation/retrieval.py
 scorers:
   - name: classification    # evaluator plugin name
     id: classification      # optional display id (defaults to name)
@@ -34,11 +36,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from gateway.errors import NotFoundError, ValidationError
+from gateway.errors import GatewayError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from gateway.evaluation.retrieval import RetrievalSettings
 
 YAML_SUFFIXES = (".yaml", ".yml")
 GENERATION_KEYS = {"max_tokens", "temperature", "top_p", "stop", "seed", "response_format"}
@@ -74,6 +79,7 @@ class EvalSet:
     scorers: list[ScorerSpec]
     sha256: str
     schema: dict[str, Any] | None = None  # the set-level `schema:`, loaded
+    retrieval: RetrievalSettings | None = None  # `corpus:` and `retrieval:`
 
 
 # ------------------------------------------------------------------ locating
@@ -307,6 +313,7 @@ def load_evalset(name_or_path: str | Path) -> EvalSet:
     schema, schema_bytes = _set_schema(path, data.get("schema"))
     digest.update(schema_bytes)
     cluster = data.get("cluster")
+    retrieval = _set_retrieval(path, data)
     return EvalSet(
         name=data["name"],
         description=str(data.get("description") or ""),
@@ -318,7 +325,24 @@ def load_evalset(name_or_path: str | Path) -> EvalSet:
         scorers=scorers,
         sha256=digest.hexdigest(),
         schema=schema,
+        retrieval=retrieval,
     )
+
+
+def _set_retrieval(path: Path, data: dict[str, Any]) -> RetrievalSettings:
+    """The set's `corpus:` (a folder or JSONL beside the set) and `retrieval:` settings."""
+    from gateway.evaluation.retrieval import parse_settings
+
+    corpus = data.get("corpus")
+    if corpus is not None and not isinstance(corpus, str):
+        raise _fail(path, "'corpus' must be the path of a folder or a JSONL file")
+    corpus_path = (path.parent / corpus).resolve() if corpus else None
+    if corpus_path is not None and not corpus_path.exists():
+        raise _fail(path, f"corpus {corpus_path} does not exist")
+    try:
+        return parse_settings(data.get("retrieval"), corpus_path, str(path))
+    except GatewayError as exc:
+        raise ValidationError(str(exc), [(None, str(exc))]) from exc
 
 
 def _set_schema(path: Path, value: Any) -> tuple[dict[str, Any] | None, bytes]:

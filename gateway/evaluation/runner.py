@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.config import Config
-from gateway.contracts import Evaluator, Generation, GenerationParams, Sample, Score, Usage
+from gateway.contracts import Evaluator, Generation, GenerationParams, Hit, Sample, Score, Usage
 from gateway.errors import GatewayError
 from gateway.evaluation.client import (
     DEFAULT_BACKOFF,
@@ -36,6 +36,7 @@ from gateway.evaluation.client import (
 )
 from gateway.evaluation.evalset import EvalRow, EvalSet, ScorerSpec, load_evalset
 from gateway.evaluation.prompts import PromptVariant, display_name, parse_variant
+from gateway.evaluation.retrieval import RowRetrieval, gold_retrieved, retrieval_for_run
 from gateway.evaluation.writer import Result, SampleWriter, cache_key
 from gateway.store import Store
 from gateway.util import new_id, sha256_text, utcnow
@@ -109,8 +110,10 @@ class EvalRun:
     def __init__(self, store: Store, run_id: str, client: ModelClient, variant: PromptVariant,
                  params: GenerationParams, scorers: list[Scorer], *, concurrency: int,
                  use_cache: bool, retries: int, backoff: float,
-                 runtime: dict[str, Any] | None = None) -> None:
+                 runtime: dict[str, Any] | None = None,
+                 retrieval: RowRetrieval | None = None) -> None:
         self.store = store
+        self.retrieval = retrieval
         self.runtime = runtime or {}
         self.run_id = run_id
         self.client = client
@@ -145,14 +148,18 @@ class EvalRun:
 
         done = self.done_ids()
         todo = [r for r in rows if r.id not in done]
-        prompts = [self.variant.apply(r.messages) for r in todo]
-        keys = [cache_key(self.client.identity, self.client.endpoint, m, self.params, self.runtime)
-                for m in prompts]
-        hits = self.cached(keys)
+        hits = self.retrieval.search(todo) if self.retrieval is not None and todo else {}
+        prompts = [self.variant.apply(self.retrieval.prompt(r.messages, hits[r.id])
+                                      if self.retrieval is not None else r.messages)
+                   for r in todo]
+        searched = self.retrieval.fingerprint() if self.retrieval is not None else None
+        keys = [cache_key(self.client.identity, self.client.endpoint, m, self.params, self.runtime,
+                          searched) for m in prompts]
+        cached = self.cached(keys)
         bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=label, unit="sample",
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
         tasks = [
-            asyncio.ensure_future(self.one(row, messages, key, hits.get(key), bar))
+            asyncio.ensure_future(self.one(row, messages, key, cached.get(key), bar, hits.get(row.id)))
             for row, messages, key in zip(todo, prompts, keys, strict=True)
         ]
         try:
@@ -165,8 +172,11 @@ class EvalRun:
             await asyncio.to_thread(self.writer.flush)
 
     async def one(self, row: EvalRow, messages: list[dict[str, Any]], key: str,
-                  hit: dict[str, Any] | None, bar: Any) -> None:
+                  hit: dict[str, Any] | None, bar: Any, passages: list[Hit] | None = None) -> None:
         result = Result(row=row, key=key)
+        if passages is not None:
+            result.passages = [p.id for p in passages]
+            result.gold_retrieved = gold_retrieved(row, passages)
         if hit is not None:
             result.output, result.cached, result.cost = hit["output"], True, hit["cost"]
             result.usage = Usage(hit["prompt_tokens"] or 0, hit["completion_tokens"] or 0)
@@ -276,13 +286,15 @@ async def run_eval(
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
     router: Router | None = None,
+    corpus: str | Path | None = None,
 ) -> str:
     """Run `evalset` on `model` and return the run id.
 
     `model` is an id, name@vN, alias or base name (resolved through the
     registry), or with `endpoint` the name that server knows. `cache=False`
     ignores cached answers (fresh ones are still cached). The API key is
-    only sent, never stored. Pass a `router` to share started backends
+    only sent, never stored. `corpus` replaces the set's `corpus:` for
+    retrieve:K variants. Pass a `router` to share started backends
     between runs in the same event loop (see run_evals).
     """
     if not isinstance(evalset, EvalSet):
@@ -290,8 +302,9 @@ async def run_eval(
     variant = parse_variant(prompt, evalset.train_path)
     rows = evalset.rows[:limit] if limit is not None else evalset.rows
     params = params_from(evalset.generation)
-    if variant.kind == "schema":
+    if variant.schema:
         params.response_format = schema_response_format(evalset)
+    retrieval = retrieval_for_run(evalset.retrieval, variant.retrieve_k, corpus, config.home)
     client = make_client(config, store, model, endpoint=endpoint, api_key=api_key, router=router)
     loop = asyncio.get_running_loop()
 
@@ -310,6 +323,8 @@ async def run_eval(
             # A float32 run never resumes a bfloat16 one.
             "runtime": runtime,
         }
+        if retrieval is not None:
+            identity["retrieval"] = retrieval.fingerprint()
         resume_key = sha256_text(json.dumps(identity, sort_keys=True, default=str))
         run_id = _find_resumable(store, resume_key) if resume else None
         if run_id is None:
@@ -318,6 +333,7 @@ async def run_eval(
                         "evalset_path": str(evalset.path.parent.resolve()),
                         "concurrency": concurrency, "cache": cache, "retries": retries,
                         "variant": variant.fingerprint(),
+                        "retrieval": retrieval.fingerprint() if retrieval is not None else None,
                         "scorers": [{"id": s.id, "name": s.name, "options": s.options}
                                     for s in evalset.scorers]}
             store.execute(
@@ -331,7 +347,8 @@ async def run_eval(
         else:
             _set_status(store, run_id, "running")
         work = EvalRun(store, run_id, client, variant, params, scorers, concurrency=concurrency,
-                       use_cache=cache, retries=retries, backoff=backoff, runtime=runtime)
+                       use_cache=cache, retries=retries, backoff=backoff, runtime=runtime,
+                       retrieval=retrieval)
         try:
             await work.run(rows, progress, display_name(model, variant.spec))
             work.score_corpus(rows)

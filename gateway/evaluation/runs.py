@@ -49,11 +49,17 @@ def run_details(store: Store, run_id: str) -> dict[str, Any]:
     usage = store.query_one(
         """SELECT count(*) AS done, count(error) AS errors, count_if(cached) AS cached,
                   avg(latency_ms) AS mean_latency_ms, sum(prompt_tokens) AS prompt_tokens,
-                  sum(completion_tokens) AS completion_tokens, sum(cost) AS cost
+                  sum(completion_tokens) AS completion_tokens, sum(cost) AS cost,
+                  -- retrieve:K runs: the share of rows naming a gold passage that got it
+                  avg(CASE WHEN gold_retrieved THEN 1.0 WHEN NOT gold_retrieved THEN 0.0 END)
+                      AS retrieval_recall,
+                  count(gold_retrieved) AS retrieval_judged
            FROM eval_samples WHERE run_id = ?""",
         [info.id],
     )
     row.update(usage or {})
+    retrieval = (row.get("settings") or {}).get("retrieval") or {}
+    row["retrieve_k"] = retrieval.get("k")
     row["name"] = display_name(row["model"], row.get("prompt_variant"))
     return row
 
@@ -113,3 +119,13 @@ def version_eval_summary(store: Store, version_id: str) -> list[dict[str, Any]]:
                 "n": score["n"], "status": link["status"],
             })
     return out
+
+
+def recall_line(details: dict[str, Any]) -> str | None:
+    """`recall@4 0.850 (34 of 40 rows with a gold passage)`, for a retrieve:K run."""
+    if not details.get("retrieve_k") or not details.get("retrieval_judged"):
+        return None
+    judged = int(details["retrieval_judged"])
+    hits = round(float(details["retrieval_recall"]) * judged)
+    return (f"recall@{details['retrieve_k']} {details['retrieval_recall']:.3f} "
+            f"({hits} of {judged} rows with a gold passage)")

@@ -37,17 +37,22 @@ class Result:
     cached: bool = False
     fresh: bool = False  # answered by the model in this run: goes into the cache
     scores: list[tuple[str, Score]] = field(default_factory=list)
+    passages: list[str] | None = None  # retrieved passage ids (retrieve:K runs)
+    gold_retrieved: bool | None = None  # whether metadata.gold_passage was among them
 
 
 def cache_key(identity: str, endpoint: str | None, messages: list[dict[str, Any]],
-              params: GenerationParams, runtime: dict[str, Any] | None = None) -> str:
+              params: GenerationParams, runtime: dict[str, Any] | None = None,
+              retrieval: dict[str, Any] | None = None) -> str:
     """The response cache key: model identity, endpoint, messages, generation params
     and, where known, the runtime (dtype, threads): a bf16 answer is never reused
-    for a float32 run."""
+    for a float32 run. A retrieve:K run adds the corpus hash and retriever settings."""
     payload: dict[str, Any] = {"model": identity, "endpoint": endpoint, "messages": messages,
                                "params": params.__dict__}
     if runtime:
         payload["runtime"] = runtime
+    if retrieval:
+        payload["retrieval"] = retrieval
     return sha256_text(json.dumps(payload, sort_keys=True, default=str))
 
 
@@ -82,14 +87,16 @@ class SampleWriter:
         with self.store.transaction() as con:
             con.execute(
                 """INSERT INTO eval_samples (run_id, sample_id, output, latency_ms, prompt_tokens,
-                   completion_tokens, cost, error, cached, created)
+                   completion_tokens, cost, error, cached, passages, gold_retrieved, created)
                    SELECT ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]),
                    unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::DOUBLE[]),
-                   unnest(?::VARCHAR[]), unnest(?::BOOLEAN[]), ?""",
+                   unnest(?::VARCHAR[]), unnest(?::BOOLEAN[]), unnest(?::VARCHAR[][]),
+                   unnest(?::BOOLEAN[]), ?""",
                 [self.run_id, [r.row.id for r in batch], [r.output for r in batch],
                  [r.latency_ms for r in batch], [r.usage.prompt_tokens for r in batch],
                  [r.usage.completion_tokens for r in batch], [r.cost for r in batch],
-                 [r.error for r in batch], [r.cached for r in batch], now],
+                 [r.error for r in batch], [r.cached for r in batch],
+                 [r.passages for r in batch], [r.gold_retrieved for r in batch], now],
             )
             if scores:
                 con.execute(

@@ -284,6 +284,29 @@ def m090_request_user(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m100_retrieval(con: duckdb.DuckDBPyConnection) -> None:
+    # The passages a `retrieve:K` run showed the model for each sample (best
+    # first), whether the row's gold passage was among them (NULL: no gold),
+    # and the stored `gateway diagnose` results.
+    con.execute(
+        """
+        ALTER TABLE eval_samples ADD COLUMN passages VARCHAR[];
+        ALTER TABLE eval_samples ADD COLUMN gold_retrieved BOOLEAN;
+        CREATE TABLE diagnoses (
+            id TEXT PRIMARY KEY,
+            evalset TEXT NOT NULL,
+            evalset_sha256 TEXT NOT NULL,
+            scorer TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            run_ids JSON NOT NULL,      -- contender name -> eval run id
+            result JSON NOT NULL,       -- effects, costs, verdict numbers, thresholds
+            created TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gateway.evaluation.diagnose import (
+from gateway.evaluation.lever_stats import (
     effect,
     interaction,
     minimal_detectable_effect,

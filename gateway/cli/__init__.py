@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "gateway.cli.eval_cmd",
     "gateway.cli.runs_cmd",
     "gateway.cli.compare_cmd",
+    "gateway.cli.diagnose_cmd",
     "gateway.cli.report_cmd",
     "gateway.cli.demo_cmd",
     "gateway.cli.db_cmd",

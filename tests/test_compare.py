@@ -106,7 +106,8 @@ def insert_run(store: Store, run_id: str, model: str, evalset: str, right: set[i
                sample_count, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             [run_id, evalset, sha, model, variant, status, len(ids), utcnow()],
         )
-        con.executemany("INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", samples)
+        con.executemany("INSERT INTO eval_samples (run_id, sample_id, output, latency_ms, prompt_tokens, "
+                        "completion_tokens, cost, error, cached, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", samples)
         con.executemany("INSERT INTO eval_scores VALUES (?, ?, ?, ?, ?, ?)", scores)
 
 

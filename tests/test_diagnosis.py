@@ -57,7 +57,8 @@ def home(gateway_home: Path, register_plugin: Any, tmp_path: Path) -> Iterator[t
     yield store, write_set(tmp_path / "lookup")
 
 
-def test_knowledge_problem_with_expect_and_json(home: tuple[Store, Path], gateway_cli: Any) -> None:
+def test_knowledge_problem_with_expect_json_and_report(home: tuple[Store, Path], gateway_cli: Any,
+                                                       tmp_path: Path) -> None:
     store, root = home
     MODE["fine_tune_knows"] = False
     args = ["diagnose", str(root), "--base", "tiny", "--fine-tune", "bot@v1", "--retrieve", "1",
@@ -88,6 +89,17 @@ def test_knowledge_problem_with_expect_and_json(home: tuple[Store, Path], gatewa
     assert cached == {"c": 4, "n": 4}
     stored = latest_diagnoses(store, "lookup")
     assert [d["id"] for d in stored] == [out["id"]] and stored[0]["verdict"] == "knowledge"
+
+    # The report opens with the 2x2 chart and the verdict, and reports the five runs.
+    page = tmp_path / "diagnosis.html"
+    assert gateway_cli("report", "--diagnosis", "lookup", "-o", str(page)).exit_code == 0
+    html = page.read_text()
+    assert html.index("Behaviour or knowledge? (lookup, 4 samples, exact)") < html.index("<h2>Runs")
+    assert 'aria-label="2x2: fine-tuning against retrieval"' in html
+    assert "with retrieval" in html and out["sentence"].split(" (")[0] in html
+    data = json.loads(html.split('id="report-data">')[1].split("</script>")[0])
+    assert data["diagnosis"]["id"] == out["id"] and len(data["runs"]) == 5
+    assert gateway_cli("report", "-o", str(page)).exit_code == 2
 
 
 def test_behaviour_problem(home: tuple[Store, Path], gateway_cli: Any) -> None:

@@ -19,7 +19,7 @@ GEN_DOCS = ROOT / "scripts" / "gen_docs.py"
 # Top-level commands README.md must show as `gateway <command>`. Only these are
 # checked for now; add each command here once the README covers it.
 README_COMMANDS = [
-    "compare", "data", "db", "demo", "eval", "evalsets", "jobs", "keys", "models", "plugins",
+    "compare", "data", "db", "demo", "diagnose", "eval", "evalsets", "jobs", "keys", "models", "plugins",
     "regress", "report", "runs", "serve", "train",
 ]
 

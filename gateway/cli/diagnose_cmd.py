@@ -51,6 +51,7 @@ def print_diagnosis(result: dict[str, Any]) -> None:
     click.secho(f"verdict: {result['sentence']}", fg=colour, bold=True)
     click.echo(f"(a lever helps when its CI lies above 0 and its effect is at least "
                f"{result['min_effect']:g}; it is ruled out when its CI lies below {result['min_effect']:g})")
+    click.echo(f"stored as {result['id']}; the 2x2 chart: gateway report --diagnosis {result['id']}")
 
 
 @click.command()

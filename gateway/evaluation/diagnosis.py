@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFoundError
 from gateway.evaluation.evalset import EvalSet, load_evalset
 from gateway.evaluation.lever_stats import MIN_EFFECT, Effect, Verdict, effect, interaction, verdict
 from gateway.evaluation.runner import run_evals_sync
@@ -149,6 +149,17 @@ def latest_diagnoses(store: Store, evalset: str | None = None) -> list[dict[str,
            QUALIFY row_number() OVER (PARTITION BY evalset ORDER BY created DESC) = 1
            ORDER BY evalset""", [evalset, evalset])
     return [json.loads(r["result"]) for r in rows]
+
+
+def find_diagnosis(store: Store, ref: str) -> dict[str, Any]:
+    """A stored diagnosis by id, or the newest one of an eval set by its name."""
+    row = store.query_one("SELECT result FROM diagnoses WHERE id = ? OR evalset = ? "
+                          "ORDER BY created DESC LIMIT 1", [ref, ref])
+    if row is None:
+        raise NotFoundError(f"no diagnosis {ref!r} (an id, or an eval set that "
+                            "`gateway diagnose` has run on)")
+    result: dict[str, Any] = json.loads(row["result"])
+    return result
 
 
 def diagnose(config: Config, store: Store, evalset: EvalSet | str | Path, base: str,

@@ -3,7 +3,8 @@
 The first run is the baseline and every other run is compared with it
 (compare_runs). The page holds each run's per-scorer means with 95% CIs,
 latency box plots, the pairwise comparisons with a verdict sentence per
-scorer, and a per-sample table of the samples whose outcome differs. Nothing
+scorer, and a per-sample table of the samples whose outcome differs. With a
+stored diagnosis it opens with the 2×2 chart and the verdict. Nothing
 is fetched from the network; the data behind the page is embedded as JSON in
 <script type="application/json" id="report-data">.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from gateway.evaluation import stats
 from gateway.evaluation.compare import Comparison, RunInfo, compare_runs, finite, get_run
+from gateway.evaluation.report_diagnosis import diagnosis_section
 from gateway.evaluation.setview import load_view
 from gateway.evaluation.verdicts import verdict_sentence
 from gateway.store import Store
@@ -107,8 +109,9 @@ def _sample_table(
     return list(table.values())
 
 
-def build_report_data(store: Store, run_refs: list[str], diff_limit: int = 200) -> dict[str, Any]:
-    """Everything the page shows, as plain JSON-ready data."""
+def build_report_data(store: Store, run_refs: list[str], diff_limit: int = 200,
+                      diagnosis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON-ready data (with a stored diagnosis, if given)."""
     if not run_refs:
         raise ValueError("a report needs at least one run")
     runs = [get_run(store, ref) for ref in run_refs]
@@ -126,6 +129,7 @@ def build_report_data(store: Store, run_refs: list[str], diff_limit: int = 200) 
         "latency": {r.id: _latency(store, r.id) for r in runs},
         "comparisons": pairwise,
         "samples": _sample_table(store, runs, comparisons, diff_limit),
+        "diagnosis": diagnosis,
     }
 
 
@@ -216,6 +220,8 @@ def render_html(data: dict[str, Any]) -> str:
         [[f'<td><svg width="12" height="12"><rect width="12" height="12" fill="{color[r["id"]]}"/></svg></td>',
           _td(r["label"]), _td(r["id"]), _td(r["evalset"]), _td(r["status"]), _td(r["sample_count"], "num")]
          for r in runs])]
+    if data.get("diagnosis"):
+        body.insert(0, diagnosis_section(data["diagnosis"], data["scores"], color))
 
     body.append("<h2>Scores per run (mean, 95% CI)</h2>")
     scorers = sorted({s for per_run in data["scores"].values() for s in per_run})
@@ -296,9 +302,10 @@ def render_html(data: dict[str, Any]) -> str:
     )
 
 
-def write_report(store: Store, run_refs: list[str], path: Path, diff_limit: int = 200) -> Path:
+def write_report(store: Store, run_refs: list[str], path: Path, diff_limit: int = 200,
+                 diagnosis: dict[str, Any] | None = None) -> Path:
     """Build the report for `run_refs` (the first is the baseline) and write it to `path`."""
-    html = render_html(build_report_data(store, run_refs, diff_limit))
+    html = render_html(build_report_data(store, run_refs, diff_limit, diagnosis))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path

@@ -2,7 +2,8 @@
 
     python scripts/make_evalsets.py [--out DIR] [--seed N]
 
-Each set gets evalset.yaml, eval.jsonl (80 rows) and train.jsonl (200 chat rows).
+Each set gets evalset.yaml, eval.jsonl and train.jsonl (80 eval and 200 chat rows;
+regulated-wording 56 and 140, policy-knowledge 48 and 72, plus its corpus/ folder).
 Train rows are never exact or near duplicates of eval inputs. Re-running with the
 same seed rewrites byte-identical files, so the output can be committed.
 """
@@ -16,7 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evalset_gen import house_style, json_extraction, support_tickets
+from evalset_gen import (
+    house_style,
+    json_extraction,
+    policy_knowledge,
+    regulated_wording,
+    support_tickets,
+)
 from evalset_gen.common import write_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +31,8 @@ SEED = 20251125
 
 
 def generate(out: Path, seed: int = SEED) -> None:
-    for module in (support_tickets, json_extraction, house_style):
+    modules = (support_tickets, json_extraction, house_style, regulated_wording, policy_knowledge)
+    for module in modules:
         # One generator per set, so editing one set leaves the others unchanged.
         rng = random.Random(f"{seed}:{module.NAME}")
         split = module.build(rng)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +167,30 @@ def test_shipped_sets_load_by_name(gateway_home: Path, gateway_cli: Any,
     # A checkout finds the repo's folder; an installed wheel its gateway_evalsets copy.
     repo = Path(__file__).resolve().parent.parent / "evalsets"
     assert shipped is not None
-    shipped_files = sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*.*") if "__pycache__" not in p.parts)
-    repo_files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.*") if "__pycache__" not in p.parts)
+    # Recursive, so nested files (policy-knowledge's corpus/) must ship too.
+    shipped_files = sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*.*")
+                           if p.is_file() and "__pycache__" not in p.parts)
+    repo_files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.*")
+                        if p.is_file() and "__pycache__" not in p.parts)
     assert shipped_files == repo_files
+    assert any(f.count("/") >= 2 for f in repo_files)
     names = discover([shipped])
     for name in names:
         assert load_evalset(name).path == names[name].resolve()
         result = gateway_cli("evalsets", "validate", name)
         assert result.exit_code == 0 and result.output.startswith(f"OK: {name}:")
+
+
+def test_package_data_globs_reach_every_shipped_file() -> None:
+    """The wheel's package-data globs (matched as setuptools does, recursively)
+    cover every file of the shipped sets, including those in subfolders."""
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["gateway_evalsets"]
+    package = root / "plugins" / "gateway_evalsets"
+    matched = {Path(hit).as_posix() for pattern in patterns
+               for hit in glob.glob(pattern, root_dir=package, recursive=True)}
+    files = {p.relative_to(package).as_posix() for p in package.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts}
+    assert any("/corpus/" in f for f in files)
+    assert files - matched == set()

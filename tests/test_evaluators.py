@@ -21,7 +21,10 @@ from gateway.contracts import Evaluator, Sample
 from gateway.errors import GatewayError
 from gateway.plugins import get_evaluator_class, plugin_infos
 
-NAMES = ["exact", "includes", "regex", "json", "classification", "bleu", "chrf", "rouge-l", "judge"]
+NAMES = [
+    "exact", "includes", "regex", "terms", "numeric", "json", "classification", "bleu", "chrf",
+    "rouge-l", "judge",
+]  # fmt: skip
 
 
 def sample(output: str, ideal: str | list[str] | None = None, id: str = "s1") -> Sample:
@@ -52,6 +55,7 @@ def test_plugins_list_shows_every_evaluator(gateway_home: Path, gateway_cli: Any
 def test_every_evaluator_resolves_by_name_and_fits_the_contract(gateway_home: Path) -> None:
     options: dict[str, dict[str, Any]] = {
         "classification": {"labels": ["a", "b"]},
+        "terms": {"required": ["Paris"]},
         "judge": {"rubric": "correct", "model": "m", "chat": no_chat},
     }
     for name in NAMES:

@@ -1,1 +1,1 @@
-"""Built-in plugin "evaluators": exact, includes, regex, json, classification, bleu, chrf, rouge-l, judge."""
+"""Built-in plugin "evaluators": exact, includes, regex, terms, numeric, json, classification, bleu, chrf, rouge-l, judge."""

@@ -14,8 +14,10 @@ from gateway import hookimpl
 
 from .classification import Classification
 from .judge import Judge
+from .numeric import Numeric
 from .overlap import Bleu, Chrf, RougeL
 from .structured import Json
+from .terms import Terms
 from .text import Exact, Includes, Regex
 
 # Nothing is required to load; only bleu and chrf need the evals extra, and
@@ -27,6 +29,8 @@ EVALUATORS: list[type[Any]] = [
     Exact,
     Includes,
     Regex,
+    Terms,
+    Numeric,
     Json,
     Classification,
     Bleu,

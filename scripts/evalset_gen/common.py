@@ -76,7 +76,7 @@ class Candidate:
     """One generated example before it is split into eval and train rows."""
 
     user: str
-    ideal: str
+    ideal: str | list[str]  # a list (accepted answers) only in eval rows
     stratum: str  # the value kept balanced (label, intent, document type)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -190,7 +190,12 @@ def write_set(out: Path, name: str, prefix: str, system: str, yaml_text: str, sp
         folder / "eval.jsonl",
         [eval_row(prefix, i + 1, system, c) for i, c in enumerate(split.eval)],
     )
-    write_jsonl(folder / "train.jsonl", [chat_row(system, c.user, c.ideal) for c in split.train])
+    train = []
+    for c in split.train:
+        # A training reply is one text; only eval rows may list accepted answers.
+        assert isinstance(c.ideal, str), f"{name}: a train row's ideal must be text"
+        train.append(chat_row(system, c.user, c.ideal))
+    write_jsonl(folder / "train.jsonl", train)
 
 
 FIRST_NAMES = (

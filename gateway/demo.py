@@ -74,11 +74,11 @@ def resolved_hyperparameters(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def reusable_version(
-    store: Store, base: str, dataset_sha256: str, params: dict[str, Any]
+    store: Store, base: str, dataset_sha256: str, params: dict[str, Any], name: str = VERSION_NAME
 ) -> ModelVersion | None:
-    """The newest demo fine-tune of `base` on the same data with the same settings
+    """The newest demo fine-tune `name` of `base` on the same data with the same settings
     whose adapter is still on disk, if any: re-running the demo need not train again."""
-    for version in reversed(list_versions(store, VERSION_NAME)):
+    for version in reversed(list_versions(store, name)):
         if (
             version.base == base
             and version.trainer == TRAINER

@@ -123,3 +123,25 @@ def test_unknown_base_is_a_clean_error(gateway_home: Path, gateway_cli: Callable
     result = gateway_cli("demo", "--base", "nope", "--limit", "2")
     assert result.exit_code == 1
     assert "Error: unknown base model 'nope'" in result.output
+
+
+def test_demo_diagnose_runs_the_five_contenders_and_reports(
+    demo_home: Path, gateway_cli: Callable[..., Any], tmp_path: Path,
+) -> None:
+    from gateway.cli.demo_diagnose import DIAGNOSE_EVALSET, DIAGNOSE_VERSION
+
+    report = tmp_path / "diagnosis.html"
+    result = gateway_cli("demo", "--diagnose", "--base", "tiny", "--limit", "4", "--max-steps", "2",
+                         "--output", str(report))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for number in range(1, 5):
+        assert f"[{number}/4]" in out
+    assert "verdict: " in out and "total, start to finish" in out
+    runs = _store().query("SELECT model, prompt_variant, sample_count FROM eval_runs "
+                          "WHERE evalset = ? ORDER BY created", [DIAGNOSE_EVALSET])
+    assert [(r["model"], r["prompt_variant"]) for r in runs] == [
+        ("tiny", None), ("tiny", "fewshot:3"), ("tiny", "retrieve:4"),
+        (f"{DIAGNOSE_VERSION}@v1", None), (f"{DIAGNOSE_VERSION}@v1", "retrieve:4")]
+    assert all(r["sample_count"] == 4 for r in runs)
+    assert "Behaviour or knowledge? (policy-knowledge, 4 samples" in report.read_text()

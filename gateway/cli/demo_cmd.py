@@ -22,7 +22,8 @@ STAGES = 5
 class Stages:
     """Prints each stage's header and records its wall time, for the closing summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int = STAGES) -> None:
+        self.total = total
         self.started = time.monotonic()
         self.times: list[tuple[str, float]] = []
         self._current: tuple[str, float] | None = None
@@ -30,8 +31,8 @@ class Stages:
     def begin(self, number: int, title: str) -> None:
         self.end()
         click.echo("")
-        click.secho(f"== [{number}/{STAGES}] {title} ==", bold=True)
-        self._current = (f"[{number}/{STAGES}] {title}", time.monotonic())
+        click.secho(f"== [{number}/{self.total}] {title} ==", bold=True)
+        self._current = (f"[{number}/{self.total}] {title}", time.monotonic())
 
     def end(self) -> None:
         if self._current is not None:
@@ -50,7 +51,7 @@ class Stages:
         click.echo(f"Machine: {hardware}")
 
 
-def _base_model(app: AppContext, base: str | None) -> str:
+def base_model(app: AppContext, base: str | None) -> str:
     """The base model to use: a registered one (--base), else the built-in, pulled once."""
     from gateway.demo import BUILTIN_MODEL
     from gateway.model_sources import pull_builtin_model
@@ -97,9 +98,9 @@ def _runtime(app: AppContext, run_id: str) -> str:
     return ", ".join(parts)
 
 
-def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, Any],
-               retrain: bool) -> ModelVersion:
-    """Train (or reuse an identical earlier fine-tune)."""
+def fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, Any],
+              retrain: bool, name: str | None = None) -> ModelVersion:
+    """Train the version `name` (default: the demo's), or reuse an identical earlier one."""
     from gateway.cli.train_cmd import run_in_foreground
     from gateway.demo import TRAINER, VERSION_NAME, resolved_hyperparameters, reusable_version
     from gateway.errors import GatewayError
@@ -112,7 +113,8 @@ def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, A
         raise GatewayError(f"eval set {evalset.name} has no train file to fine-tune on")
     resolved = resolved_hyperparameters(params)
     if not retrain:
-        found = reusable_version(app.store, base, sha256_file(evalset.train_path), resolved)
+        found = reusable_version(app.store, base, sha256_file(evalset.train_path), resolved,
+                                 name or VERSION_NAME)
         if found is not None:
             click.echo(f"Reusing {found.ref} ({found.id}): trained earlier on the same data "
                        "with the same settings (--retrain trains a new version)")
@@ -120,7 +122,8 @@ def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, A
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     click.echo(f"LoRA on {evalset.train_path} with the {TRAINER} trainer: {shown}")
     job = create_job(app.config, app.store, trainer=TRAINER, base=base,
-                     training_file=evalset.train_path, suffix=VERSION_NAME, hyperparameters=params)
+                     training_file=evalset.train_path, suffix=name or VERSION_NAME,
+                     hyperparameters=params)
     started = time.monotonic()
     run_in_foreground(app, job.id)
     seconds = time.monotonic() - started
@@ -129,7 +132,7 @@ def _fine_tune(app: AppContext, evalset: EvalSet, base: str, params: dict[str, A
     return version
 
 
-def _training_runtime(version: ModelVersion) -> str:
+def training_runtime(version: ModelVersion) -> str:
     """How the fine-tune was trained (device, dtype, threads, tokens/s), from its metrics."""
     m = version.metrics
     parts = [str(m[k]) for k in ("device", "dtype") if m.get(k)]
@@ -195,9 +198,12 @@ def _comparison(title: str, comparison: Comparison) -> bool:
               help="Use this registered base model instead of pulling SmolLM2 (tests).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, hidden=True,
               help="Only the first N eval rows (tests).")
+@click.option("--diagnose", "diagnose_demo", is_flag=True,
+              help="Instead: behaviour or knowledge? Fine-tune on policy-knowledge, then "
+                   "`gateway diagnose` it against retrieval (about 5 minutes on 2 cores).")
 @pass_app
 def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | None, retrain: bool,
-         base: str | None, limit: int | None) -> None:
+         base: str | None, limit: int | None, diagnose_demo: bool) -> None:
     """Run the whole product end to end on the built-in SmolLM2-135M-Instruct.
 
     \b
@@ -209,7 +215,17 @@ def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | Non
 
     Re-running reuses the model, cached eval answers and an identical fine-tune.
     It ends with each step's wall time, the CPU flags, dtype and threads used.
+
+    With --diagnose it asks instead whether a gap is a behaviour or a
+    knowledge problem: it fine-tunes on policy-knowledge (facts the training
+    data does not hold) and runs `gateway diagnose` (base, few-shot,
+    retrieval, fine-tune, fine-tune + retrieval) on its 48 questions.
     """
+    if diagnose_demo:
+        from gateway.cli.demo_diagnose import diagnose_demo as run_diagnose_demo
+
+        run_diagnose_demo(app, output, max_steps, retrain, base, limit)
+        return
     from gateway.demo import (
         EVALSET,
         FEWSHOT_PROMPT,
@@ -227,7 +243,7 @@ def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | Non
     hardware = cpu_summary()
     click.echo(f"Machine: {hardware}")
     stages.begin(1, "Base model")
-    base_name = _base_model(app, base)
+    base_name = base_model(app, base)
     evalset = load_evalset(EVALSET)
     rows = len(evalset.rows) if limit is None else min(limit, len(evalset.rows))
     click.echo(f"Eval set {evalset.name}: {rows} of {len(evalset.rows)} tickets, 8 support queues")
@@ -238,7 +254,7 @@ def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | Non
     click.echo(f"Evaluated with the {runtime}")
 
     stages.begin(3, f"Fine-tuning a LoRA adapter on {base_name}")
-    version = _fine_tune(app, evalset, base_name, hyperparameters(epochs, max_steps), retrain)
+    version = fine_tune(app, evalset, base_name, hyperparameters(epochs, max_steps), retrain)
 
     stages.begin(4, f"Evaluating {version.ref} and comparing")
     (tuned_id,) = _evaluate(app, evalset, [(version.ref, None)], limit)
@@ -266,7 +282,7 @@ def demo(app: AppContext, output: Path, epochs: int | None, max_steps: int | Non
     click.echo("")
     system = system_prompt(evalset.rows[0].messages)
     click.echo(next_steps(app.config, version, system, bool(active_keys_by_hash(app.store))))
-    stages.summary(f"{hardware}; evals on the {runtime}; {_training_runtime(version)}")
+    stages.summary(f"{hardware}; evals on the {runtime}; {training_runtime(version)}")
 
 
 commands = [demo]

@@ -128,6 +128,58 @@ def test_the_judge_block_is_commented_out_and_valid_when_enabled() -> None:
     assert len(judge) == 1 and judge[0]["options"]["rubric"] and judge[0]["options"]["model"]
 
 
+def test_wording_corpus_gives_the_facts_but_not_the_wording() -> None:
+    """The product sheets load, and no passage says a mandated or banned phrase
+    (nor FSCS's full name or "guaranteed"), so retrieval cannot teach the wording."""
+    folder = EVALSETS / "regulated-wording"
+    raw = yaml.safe_load((folder / "evalset.yaml").read_text(encoding="utf-8"))
+    assert raw["corpus"] == "corpus" and "corpus/" in raw["description"]
+    settings = load_evalset(folder).retrieval
+    assert settings is not None and settings.corpus == (folder / "corpus").resolve()
+    corpus = load_corpus(folder / "corpus")
+    assert {p.id.split("#")[0] for p in corpus.passages} == {
+        "savings-accounts", "fixed-rate-bonds", "isas", "funds", "deposit-protection"}  # fmt: skip
+    assert len(corpus) == 17
+    unsaid = [*MANDATED, "FSCS", "Financial Services Compensation Scheme", "eligible",
+              "capital at risk", "guaranteed", *BANNED]  # fmt: skip
+    for passage in corpus.passages:
+        text = passage.text.lower()
+        assert not [phrase for phrase in unsaid if phrase.lower() in text], passage.id
+        assert len(passage.text.split()) <= 80, passage.id
+
+
+def test_wording_gold_passages_hold_each_rows_facts() -> None:
+    folder = EVALSETS / "regulated-wording"
+    evalset = load_evalset(folder)
+    corpus = load_corpus(folder / "corpus")
+    passages = {p.id: p.text for p in corpus.passages}
+    headings = [
+        t.split("\n")[0].removeprefix("## ") for t in passages.values() if t.startswith("## ")
+    ]
+    for row in evalset.rows:
+        assert isinstance(row.ideal, str)
+        gold = row.metadata["gold_passage"]
+        text = passages[gold]  # it exists, and is one product's or fact's section
+        assert text.startswith("## "), row.id
+        # Every figure the answer states (4.20%, £20,000, 90 days' interest) and
+        # every product it names is in the passage, in the sheets' own wording.
+        figures = re.findall(r"£[\d,]+|\d+(?:\.\d+)?%|\d+ days' interest", row.ideal)
+        names = [h for h in headings if h in row.ideal]
+        for key in figures + names:
+            assert key in text, (row.id, gold, key)
+        if row.metadata["topic"] == "protection":
+            # The answer says "the scheme limit"; the sheet gives the figure.
+            assert re.search(r"£\d[\d,]* per person", text), (row.id, gold)
+        else:
+            assert figures or names, row.id
+        if row.metadata["topic"] == "savings_rate":
+            kind = "fixed" if "fixed" in row.ideal else "variable"
+            assert f"a year, {kind}" in text, (row.id, gold)
+    # The gold passages are spread over the sheets, not one catch-all section.
+    golds = {row.metadata["gold_passage"] for row in evalset.rows}
+    assert len(golds) >= 10 and golds <= set(passages)
+
+
 # ---------------------------------------------------------------- policy-knowledge
 
 

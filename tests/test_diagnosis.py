@@ -84,6 +84,9 @@ def test_knowledge_problem_with_expect_json_and_report(home: tuple[Store, Path],
     costs = out["costs"]
     assert costs["base + retrieval"]["prompt_tokens"] > costs["base"]["prompt_tokens"]
     assert costs["base"]["cost"] == pytest.approx(0.0001)
+    # Cached answers have no latency of their own; the first diagnosis measured them.
+    assert costs["base"]["latency_ms"] is None and costs["base"]["cached"] == 4
+    assert latest_diagnoses(store, "lookup")[0]["id"] == out["id"]
     cached = store.query_one("SELECT count_if(cached) AS c, count(*) AS n FROM eval_samples "
                              "WHERE run_id = ?", [out["runs"]["base + retrieval"]])
     assert cached == {"c": 4, "n": 4}

@@ -30,7 +30,8 @@ def print_diagnosis(result: dict[str, Any]) -> None:
     click.echo(f"{result['evalset']}: {result['n']} samples, scored by {result['scorer']}")
     click.echo("")
     contenders = [{"contender": name, "mean": result["means"][name], "run": run_id,
-                   "latency ms": _cost(result["costs"][name]["latency_ms"], 0),
+                   "latency ms": _cost(result["costs"][name]["latency_ms"], 0)
+                   or ("cached" if result["costs"][name].get("cached") else ""),
                    "tokens/sample": _cost(result["costs"][name]["tokens"], 1),
                    "cost/sample": _cost(result["costs"][name]["cost"], 6)}
                   for name, run_id in result["runs"].items()]
@@ -71,13 +72,15 @@ def print_diagnosis(result: dict[str, Any]) -> None:
               help="Exit 1 unless the verdict is this one (pin it in CI).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N samples.")
 @click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--no-cache", is_flag=True,
+              help="Ask the models again instead of reusing cached answers (fresh latencies).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @format_option
 @pass_app
 def diagnose(app: AppContext, evalset: str, base: str, fine_tune: str, retrieve_k: int,
              fewshot_k: int, corpus: str | None, scorer: str | None, min_effect: float,
-             expect: str | None, limit: int | None, concurrency: int, quiet: bool,
-             fmt: str) -> None:
+             expect: str | None, limit: int | None, concurrency: int, no_cache: bool,
+             quiet: bool, fmt: str) -> None:
     """Tell a behaviour problem (fine-tuning helps) from a knowledge problem
     (retrieval helps) on EVALSET.
 
@@ -126,6 +129,7 @@ def diagnose(app: AppContext, evalset: str, base: str, fine_tune: str, retrieve_
     result = run_diagnosis(app.config, app.store, loaded, base, fine_tune, retrieve_k=retrieve_k,
                            fewshot_k=fewshot_k, scorer=scorer, min_effect=min_effect,
                            corpus=corpus, limit=limit, concurrency=concurrency,
+                           cache=not no_cache,
                            progress=not quiet and fmt == "table").as_dict()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, default=str))

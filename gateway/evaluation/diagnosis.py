@@ -28,7 +28,8 @@ CONTENDERS = (BASE, FEWSHOT, RETRIEVAL, FINE_TUNE, FINE_TUNE_RETRIEVAL)
 PROMPT_ONLY = (FEWSHOT, RETRIEVAL)
 
 _COSTS = """
-SELECT count(*) AS samples, avg(latency_ms) AS latency_ms,
+SELECT count(*) AS samples, avg(latency_ms) FILTER (NOT cached) AS latency_ms,
+       count_if(cached) AS cached,
        avg(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) AS tokens,
        avg(prompt_tokens) AS prompt_tokens, avg(cost) AS cost, count(cost) AS priced
 FROM eval_samples WHERE run_id = ?
@@ -91,7 +92,9 @@ def _scores(store: Store, run_id: str, scorer: str) -> dict[str, float]:
 
 def _costs(store: Store, run_id: str) -> dict[str, Any]:
     row = store.query_one(_COSTS, [run_id]) or {}
-    return {"latency_ms": row.get("latency_ms"), "tokens": row.get("tokens"),
+    # Answers from the cache have no latency of their own: the mean is of fresh ones.
+    return {"latency_ms": row.get("latency_ms"), "cached": row.get("cached"),
+            "tokens": row.get("tokens"),
             "prompt_tokens": row.get("prompt_tokens"),
             "cost": row.get("cost") if row.get("priced") else None}
 
